@@ -1,0 +1,166 @@
+"""Browser backend: the page's (or a worker's) `navigator.gpu`, driven from Pyodide.
+
+Every `from js import` of the GPU layer lives here. Descriptors go to JS as plain objects
+(`to_js(..., dict_converter=Object.fromEntries)`); data goes to `writeBuffer` as a JS typed array
+viewing Python memory (no copy through Python objects); JS failures become named Python errors.
+
+Error scopes: a "validation" and an "out-of-memory" scope are kept open at all times; `check()`
+pops both, raises the first error it finds, and pushes fresh ones.
+"""
+from __future__ import annotations
+
+import js  # noqa: F401  (Pyodide only)
+from js import Object, Uint8Array, navigator
+from pyodide.ffi import JsException, JsProxy, create_proxy, to_js
+
+from .device import ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, BufferUsage, Device
+from .errors import (DeviceLostError, GPUOutOfMemoryError, GPUValidationError,
+                     ShaderCompileError, WebGPUUnavailableError)
+
+
+def _obj(d):
+    return to_js(d, dict_converter=Object.fromEntries)
+
+
+def _js_bytes(data):
+    """(JS Uint8Array view, release callback) for bytes-like or JS data, without copying."""
+    if isinstance(data, JsProxy):
+        return data, (lambda: None)
+    proxy = create_proxy(memoryview(data).cast("B"))
+    pybuf = proxy.getBuffer("u8")
+
+    def release():
+        pybuf.release()
+        proxy.destroy()
+    return pybuf.data, release
+
+
+class BrowserDevice(Device):
+    backend = "browser"
+
+    def __init__(self, adapter, device, info, features, limits):
+        super().__init__(info, features, limits)
+        self._adapter = adapter
+        self._device = device
+        self._queue = device.queue
+        self._push_scopes()
+
+    def _push_scopes(self):
+        self._device.pushErrorScope("out-of-memory")
+        self._device.pushErrorScope("validation")
+
+    @staticmethod
+    def _nbytes(data) -> int:
+        if isinstance(data, JsProxy):
+            return int(data.byteLength)
+        return memoryview(data).nbytes
+
+    def _create_buffer(self, size, usage, label):
+        return self._device.createBuffer(_obj({"size": size, "usage": usage, "label": label}))
+
+    def _write(self, buf, data, offset):
+        view, release = _js_bytes(data)
+        try:
+            self._queue.writeBuffer(buf.handle, offset, view)
+        finally:
+            release()
+
+    async def _read(self, buf, offset, size):
+        staging = self._device.createBuffer(_obj({
+            "size": size, "usage": BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+            "label": "readback"}))
+        try:
+            enc = self._device.createCommandEncoder()
+            enc.copyBufferToBuffer(buf.handle, offset, staging, 0, size)
+            self._queue.submit(to_js([enc.finish()]))
+            try:
+                await staging.mapAsync(BufferUsage.MAP_READ)
+            except JsException as e:
+                raise GPUValidationError(f"reading {buf.label!r}: {e}") from e
+            # Copy out of the mapped range before unmap() detaches it.
+            return Uint8Array.new(staging.getMappedRange()).to_bytes()
+        finally:
+            staging.destroy()
+
+    def _destroy_buffer(self, buf):
+        buf.handle.destroy()
+
+    async def _create_pipeline(self, name, code, entry, constants):
+        module = self._device.createShaderModule(_obj({"code": code, "label": name}))
+        info = await module.getCompilationInfo()
+        errors = [f"{m.lineNum}:{m.linePos} {m.message}" for m in info.messages
+                  if m.type == "error"]
+        if errors:
+            raise ShaderCompileError(f"shaders/{name}.wgsl: " + "; ".join(errors))
+        compute = {"module": module, "entryPoint": entry}
+        if constants:
+            compute["constants"] = constants
+        try:
+            return await self._device.createComputePipelineAsync(
+                _obj({"layout": "auto", "compute": compute, "label": f"{name}:{entry}"}))
+        except JsException as e:
+            raise GPUValidationError(f"creating pipeline {name}:{entry}: {e}") from e
+
+    def _bind(self, pipeline, group, entries):
+        layout = pipeline.layouts.get(group)
+        if layout is None:
+            layout = pipeline.layouts[group] = pipeline.handle.getBindGroupLayout(group)
+        return self._device.createBindGroup(_obj({
+            "layout": layout,
+            "entries": [{"binding": i, "resource": {"buffer": b.handle, "offset": off, "size": size}}
+                        for i, b, off, size in entries]}))
+
+    def _dispatch(self, pipeline, bind_groups, xyz):
+        enc = self._device.createCommandEncoder()
+        cp = enc.beginComputePass()
+        cp.setPipeline(pipeline.handle)
+        for i, bg in enumerate(bind_groups):
+            cp.setBindGroup(i, bg)
+        cp.dispatchWorkgroups(*xyz)
+        cp.end()
+        self._queue.submit(to_js([enc.finish()]))
+
+    async def _check(self, what):
+        validation = await self._device.popErrorScope()
+        oom = await self._device.popErrorScope()
+        self._push_scopes()
+        if oom:
+            raise GPUOutOfMemoryError(what, str(oom.message))
+        if validation:
+            raise GPUValidationError(f"{what}: {validation.message}")
+
+    def _on_lost(self, info):
+        self.lost = DeviceLostError(str(info.reason), str(info.message))
+        for cb in list(self.lost_callbacks):
+            cb(self.lost)
+
+    def destroy(self):
+        self._device.destroy()
+
+
+async def open_browser_device(power_preference: str = "high-performance") -> BrowserDevice:
+    gpu = getattr(navigator, "gpu", None)
+    if not gpu:
+        raise WebGPUUnavailableError("navigator.gpu is missing in this browser")
+    try:
+        adapter = await gpu.requestAdapter(_obj({"powerPreference": power_preference}))
+    except JsException as e:
+        raise WebGPUUnavailableError(f"requestAdapter failed: {e}") from e
+    if not adapter:
+        raise WebGPUUnavailableError("the browser granted no GPU adapter")
+    supported = set(js.Array.from_(adapter.features).to_py())
+    features = [f for f in OPTIONAL_FEATURES if f in supported]
+    required_limits = {k: getattr(adapter.limits, k) for k in ENGINE_LIMITS}
+    try:
+        device = await adapter.requestDevice(_obj({
+            "requiredFeatures": features, "requiredLimits": required_limits, "label": "localllm"}))
+    except JsException as e:
+        raise WebGPUUnavailableError(f"requestDevice failed: {e}") from e
+    limits = {k: int(getattr(device.limits, k)) for k in ENGINE_LIMITS}
+    ai = adapter.info
+    info = AdapterInfo(vendor=str(ai.vendor), architecture=str(ai.architecture),
+                       device=str(ai.device), description=str(ai.description), backend="browser")
+    dev = BrowserDevice(adapter, device, info, frozenset(features), limits)
+    dev._lost_proxy = create_proxy(dev._on_lost)  # kept alive as long as the device
+    device.lost.then(dev._lost_proxy)
+    return dev

@@ -1,0 +1,1 @@
+"""The PyScript dashboard (runs only in the page)."""

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Build and serve LocalLLM's static site.
+
+    python build.py                      # write dist/
+    python build.py serve [--host H] [--port N]   # build if stale, then serve dist/
+
+dist/ holds everything the page needs at run time; nothing is fetched from another origin:
+
+    index.html, boot.py, pyscript.json     the page, its Python entry point, PyScript's config
+    static/...                             service-worker helpers, manifest, CSS, icons
+    py/localllm.zip                        app/ and shaders/, unpacked into Pyodide's FS at start
+    shaders/*.wgsl                         the same shader files, for inspection and tools
+    vendor/<pkg>/...                       only the npm files the page loads (pinned by package-lock.json)
+    sw.js                                  service worker with the precache manifest inlined
+    precache-manifest.json                 {version, files: {path: sha256}}
+    models/                                model files served with HTTP Range (not precached)
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DIST = ROOT / "dist"
+NODE_MODULES = ROOT / "node_modules"
+
+# Files of each npm package the page loads. PyScript's chunks are found by following imports.
+PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
+                 "pyodide-lock.json"]
+# PyScript plugins we never use (editor, terminal, pygame, MicroPython): not vendored.
+PYSCRIPT_SKIP = re.compile(r"^(codemirror|py-editor|py-terminal|py-game|xterm|mpy)")
+EXTRA_VENDOR = {
+    "@huggingface/tokenizers": ["dist/tokenizers.min.mjs"],
+    "@huggingface/jinja": ["dist/index.js"],
+}
+# Everything under these source paths feeds the build; a newer mtime means dist/ is stale.
+SOURCES = ["index.html", "boot.py", "static", "app", "shaders", "package-lock.json", "build.py"]
+IMPORT_RE = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(?\s*)["'](\./[^"']+\.m?js)["']""")
+
+MIME_TYPES = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".webmanifest": "application/manifest+json",
+    ".json": "application/json",
+    ".wgsl": "text/plain; charset=utf-8",
+    ".py": "text/x-python; charset=utf-8",
+    ".gguf": "application/octet-stream",
+    ".safetensors": "application/octet-stream",
+    ".zip": "application/zip",
+    ".svg": "image/svg+xml",
+}
+
+
+class BuildError(RuntimeError):
+    """The build cannot proceed (missing npm packages, a referenced file that does not exist)."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def locked_version(name: str) -> str:
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    entry = lock["packages"].get(f"node_modules/{name}")
+    if entry is None:
+        raise BuildError(f"{name} is not in package-lock.json")
+    installed = json.loads((NODE_MODULES / name / "package.json").read_text())["version"]
+    if installed != entry["version"]:
+        raise BuildError(f"{name}: node_modules has {installed}, package-lock.json pins "
+                         f"{entry['version']}; run `npm ci`")
+    return entry["version"]
+
+
+def pyscript_closure(dist_dir: Path) -> list[str]:
+    """Chunk files reachable from core.js through static and dynamic imports, minus unused plugins."""
+    seen, todo = set(), ["core.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        text = (dist_dir / name).read_text(encoding="utf-8")
+        for rel in IMPORT_RE.findall(text):
+            child = rel[2:]
+            if not PYSCRIPT_SKIP.match(child) and (dist_dir / child).exists():
+                todo.append(child)
+    return sorted(seen)
+
+
+def vendor(out: Path) -> dict[str, str]:
+    """Copy the loaded npm files into out/vendor; return {package: version}."""
+    if not NODE_MODULES.exists():
+        raise BuildError("node_modules/ is missing; run `npm ci` first")
+    versions = {}
+    pyodide = out / "vendor" / "pyodide"
+    pyodide.mkdir(parents=True)
+    versions["pyodide"] = locked_version("pyodide")
+    for name in PYODIDE_FILES:
+        shutil.copy2(NODE_MODULES / "pyodide" / name, pyodide / name)
+    versions["@pyscript/core"] = locked_version("@pyscript/core")
+    src = NODE_MODULES / "@pyscript" / "core" / "dist"
+    dst = out / "vendor" / "pyscript"
+    dst.mkdir(parents=True)
+    for name in pyscript_closure(src) + ["core.css"]:
+        shutil.copy2(src / name, dst / name)
+    for pkg, files in EXTRA_VENDOR.items():
+        versions[pkg] = locked_version(pkg)
+        for rel in files:
+            target = out / "vendor" / pkg.lstrip("@").replace("/", "-") / Path(rel).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(NODE_MODULES / pkg / rel, target)
+    for pkg in versions:
+        lic = NODE_MODULES / pkg / "LICENSE"
+        if lic.exists():
+            shutil.copy2(lic, out / "vendor" / f"LICENSE.{pkg.lstrip('@').replace('/', '-')}")
+    return versions
+
+
+def app_zip(out: Path) -> None:
+    """app/ (Python) and shaders/ (WGSL) as one zip that PyScript unpacks into the FS cwd."""
+    target = out / "py" / "localllm.zip"
+    target.parent.mkdir(parents=True)
+    # Fixed timestamps keep the zip's bytes (and so its precache hash) stable across builds.
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for top, pattern in (("app", "*.py"), ("shaders", "*.wgsl")):
+            for path in sorted((ROOT / top).rglob(pattern)):
+                rel = path.relative_to(ROOT).as_posix()
+                info = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, path.read_bytes())
+    shutil.copytree(ROOT / "shaders", out / "shaders")
+
+
+def pyscript_config(out: Path, versions: dict[str, str]) -> None:
+    config = {
+        # Point PyScript at the vendored interpreter: no CDN.
+        "interpreter": "./vendor/pyodide/pyodide.mjs",
+        "files": {"./py/localllm.zip": "./*"},
+        "packages_cache": "never",
+        # Plugins whose chunks are not vendored (see PYSCRIPT_SKIP): never loaded.
+        "plugins": ["!py-editor", "!py-game", "!py-terminal"],
+    }
+    (out / "pyscript.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "versions.json").write_text(json.dumps(versions, indent=2, sort_keys=True) + "\n")
+
+
+def referenced_files(html: str) -> list[str]:
+    """Relative src/href values in an HTML page."""
+    return [m for m in re.findall(r"""(?:src|href|config)=["']([^"'#?]+)""", html)
+            if not re.match(r"^[a-z]+:", m)]
+
+
+def precache(out: Path) -> dict:
+    files = {}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and not rel.startswith("models/") and rel != "sw.js":
+            files[rel] = sha256_file(path)
+    version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    manifest = {"version": version, "files": files}
+    (out / "precache-manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    sw = (ROOT / "static" / "sw.js").read_text()
+    if "self.__PRECACHE_MANIFEST__" not in sw:
+        raise BuildError("static/sw.js lacks the self.__PRECACHE_MANIFEST__ placeholder")
+    (out / "sw.js").write_text(sw.replace("self.__PRECACHE_MANIFEST__", json.dumps(manifest)))
+    return manifest
+
+
+def build(out: Path = DIST) -> dict:
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    versions = vendor(tmp)
+    app_zip(tmp)
+    shutil.copy2(ROOT / "index.html", tmp / "index.html")
+    shutil.copy2(ROOT / "boot.py", tmp / "boot.py")
+    shutil.copytree(ROOT / "static", tmp / "static", ignore=shutil.ignore_patterns("sw.js"))
+    pyscript_config(tmp, versions)
+    missing = [ref for ref in referenced_files((tmp / "index.html").read_text())
+               if not (tmp / ref).exists()]
+    if missing:
+        raise BuildError(f"index.html references files that are not in dist/: {missing}")
+    # Models survive rebuilds: they are large and not produced from sources.
+    if (out / "models").exists():
+        (out / "models").rename(tmp / "models")
+    else:
+        (tmp / "models").mkdir()
+    manifest = precache(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return manifest
+
+
+def newest_source_mtime() -> float:
+    newest = 0.0
+    for name in SOURCES:
+        path = ROOT / name
+        paths = [path] if path.is_file() else path.rglob("*")
+        for p in paths:
+            if p.is_file() and "__pycache__" not in p.parts:
+                newest = max(newest, p.stat().st_mtime)
+    return newest
+
+
+def is_stale(out: Path = DIST) -> bool:
+    stamp = out / "precache-manifest.json"
+    return not stamp.exists() or stamp.stat().st_mtime < newest_source_mtime()
+
+
+def make_app(root: Path):
+    """aiohttp application serving `root` with Range support and correct MIME types."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        rel = request.match_info["path"] or "index.html"
+        path = (root / rel).resolve()
+        if root.resolve() not in path.parents and path != root.resolve():
+            raise web.HTTPForbidden()
+        if path.is_dir():
+            path = path / "index.html"
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        # FileResponse implements Range/If-Range/HEAD and 416 for unsatisfiable ranges.
+        resp = web.FileResponse(path, chunk_size=1 << 20)
+        ctype = MIME_TYPES.get(path.suffix)
+        if ctype:
+            resp.content_type = ctype.split(";")[0]
+            if "charset=" in ctype:
+                resp.charset = ctype.split("charset=")[1]
+        resp.headers["Accept-Ranges"] = "bytes"
+        # The service worker and its manifest must be revalidated so updates are seen.
+        if path.name in ("sw.js", "precache-manifest.json", "index.html"):
+            resp.headers["Cache-Control"] = "no-cache"
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{path:.*}", handle)  # HEAD is answered too
+    return app
+
+
+def serve(host: str, port: int, out: Path = DIST) -> None:
+    from aiohttp import web
+
+    if is_stale(out):
+        manifest = build(out)
+        print(f"built {out} (cache version {manifest['version']})", flush=True)
+
+    app = make_app(out)
+
+    async def announce(_app):
+        print(f"LocalLLM is being served at http://{host}:{port}/ — open it in Chrome or Edge 113+",
+              flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd")
+    sub.add_parser("build", help="write dist/ (the default)")
+    s = sub.add_parser("serve", help="build if stale, then serve dist/")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "serve":
+            serve(args.host, args.port)
+        else:
+            manifest = build()
+            print(f"built {DIST} with {len(manifest['files'])} files, cache version {manifest['version']}")
+    except BuildError as e:
+        print(f"build failed: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
