@@ -253,20 +253,32 @@ def make_app(root: Path):
 
 
 def serve(host: str, port: int, out: Path = DIST) -> None:
+    """Serve `out` until interrupted; port 0 picks a free port. Prints the URL once listening."""
+    import asyncio
+
     from aiohttp import web
 
     if is_stale(out):
         manifest = build(out)
         print(f"built {out} (cache version {manifest['version']})", flush=True)
 
-    app = make_app(out)
-
-    async def announce(_app):
-        print(f"LocalLLM is being served at http://{host}:{port}/ — open it in Chrome or Edge 113+",
+    async def run() -> None:
+        runner = web.AppRunner(make_app(out), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]
+        print(f"LocalLLM is being served at http://{host}:{bound}/ — open it in Chrome or Edge 113+",
               flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
 
-    app.on_startup.append(announce)
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

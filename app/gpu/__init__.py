@@ -13,6 +13,7 @@ import sys
 from .device import AdapterInfo, Buffer, BufferUsage, Device, Pipeline, STORAGE_RW
 from .errors import (DeviceLostError, GPUError, GPUOutOfMemoryError, GPUValidationError,
                      ShaderCompileError, WebGPUUnavailableError)
+from . import shaders as gpu_shaders
 from .ledger import Ledger
 
 IN_BROWSER = sys.platform == "emscripten"
@@ -29,4 +30,4 @@ async def open_device(power_preference: str = "high-performance") -> Device:
 
 __all__ = ["AdapterInfo", "Buffer", "BufferUsage", "Device", "DeviceLostError", "GPUError",
            "GPUOutOfMemoryError", "GPUValidationError", "IN_BROWSER", "Ledger", "Pipeline",
-           "STORAGE_RW", "ShaderCompileError", "WebGPUUnavailableError", "open_device"]
+           "STORAGE_RW", "ShaderCompileError", "gpu_shaders", "WebGPUUnavailableError", "open_device"]

@@ -1,0 +1,104 @@
+"""The built page in headless Chromium: Python boots from local files, opens WebGPU through
+app/gpu, runs shaders/matmul.wgsl, and nothing is requested from any other host."""
+from __future__ import annotations
+
+import json
+import random
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from tests.conftest import Server
+
+BOOT_TIMEOUT_MS = 180_000  # Pyodide start-up on a 2-core machine, first load without cache
+
+
+class Recorder:
+    def __init__(self, page):
+        self.requests, self.failures, self.errors = [], [], []
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("response", lambda r: r.status >= 400 and self.failures.append((r.status, r.url)))
+        page.on("requestfailed", lambda r: self.failures.append(("failed", r.url)))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def foreign(self, base: str) -> list[str]:
+        host = urlparse(base).netloc
+        return [u for u in self.requests
+                if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).netloc != host]
+
+
+def boot(page, url: str) -> str:
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.pyReady", timeout=BOOT_TIMEOUT_MS)
+    return page.evaluate("document.body.dataset.pyReady")
+
+
+def check_selftest(result: dict) -> None:
+    m, n, k = result["m"], result["n"], result["k"]
+    a = np.array(result["a"]).reshape(m, k)
+    b = np.array(result["b"]).reshape(k, n)
+    c = np.array(result["c"]).reshape(m, n)
+    assert np.std(a) > 0.3 and np.std(b) > 0.3  # fresh random inputs, not zeros
+    bound = np.abs(a) @ np.abs(b) * k * 2.0 ** -23
+    assert np.all(np.abs(c - a @ b) <= bound), np.max(np.abs(c - a @ b))
+
+
+def test_page_boots_python_and_runs_a_wgsl_kernel(page, server):
+    rec = Recorder(page)
+    assert boot(page, server.url) == "1"
+    assert "Ready" in page.inner_text("#status")
+    assert page.inner_text("#rt-selftest").startswith("passed")
+    assert page.inner_text("#rt-backend") == "browser"
+    assert "Python 3." in page.inner_text("#rt-python")
+    assert "pyodide 314.0.7" in page.inner_text("#rt-versions")
+    # Re-run the kernel from the test with a shape and seed Python in the page has not seen.
+    m, n, k, seed = 41, 23, 77, random.randrange(2**31)
+    result = json.loads(page.evaluate(
+        f"window.localLLMDiagnostics.selfTest({m}, {n}, {k}, {seed})"))
+    assert (result["m"], result["n"], result["k"]) == (m, n, k) and result["ok"]
+    check_selftest(result)
+    assert rec.errors == [] and rec.failures == []
+    assert rec.foreign(server.url) == []
+    local = [urlparse(u).path for u in rec.requests]
+    for expected in ("/vendor/pyodide/pyodide.asm.wasm", "/vendor/pyodide/python_stdlib.zip",
+                     "/py/localllm.zip", "/pyscript.json", "/boot.py"):
+        assert expected in local
+
+
+def test_missing_webgpu_shows_the_named_error(browser, server):
+    context = browser.new_context()
+    context.add_init_script("Object.defineProperty(Navigator.prototype, 'gpu', {get: () => undefined});"
+                            "Object.defineProperty(WorkerNavigator.prototype, 'gpu', {get: () => undefined});")
+    page = context.new_page()
+    rec = Recorder(page)
+    assert boot(page, server.url) == "error"
+    banner = page.inner_text("#banner")
+    assert "WebGPU is unavailable" in banner and "enable-unsafe-webgpu" in banner
+    assert "error" in page.get_attribute("#status", "class")
+    assert rec.foreign(server.url) == []
+    context.close()
+
+
+def test_service_worker_serves_the_app_offline(browser, dist):
+    """First visit installs the service worker; with the server stopped, the page still boots
+    Python and runs the GPU kernel from the precache."""
+    srv = Server(dist).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        assert boot(page, srv.url) == "1"
+        version = json.loads((dist / "precache-manifest.json").read_text())["version"]
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
+        keys = page.evaluate("caches.keys()")
+        assert f"localllm-{version}" in keys
+        srv.stop()
+        page.close()
+        page = context.new_page()
+        rec = Recorder(page)
+        assert boot(page, srv.url) == "1"
+        assert page.inner_text("#rt-selftest").startswith("passed")
+        assert rec.errors == []
+    finally:
+        srv.stop()
+        context.close()

@@ -1,0 +1,127 @@
+"""Shared fixtures. Tiers are set by directory: tests/unit -> unit, tests/gpu -> gpu,
+tests/browser -> browser (see pyproject's markers)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "gpu", "browser")
+ON_CI = bool(os.environ.get("CI"))
+
+# Chromium flags: WebGPU on (SwiftShader when there is no GPU) and no background traffic, as the
+# machines here have no internet (design.md). Playwright adds --no-sandbox/--enable-unsafe-swiftshader.
+CHROMIUM_ARGS = ["--enable-unsafe-webgpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+# -- event loop for the async GPU API ---------------------------------------------------------
+@pytest.fixture(scope="session")
+def loop():
+    lp = asyncio.new_event_loop()
+    yield lp
+    lp.close()
+
+
+@pytest.fixture(scope="session")
+def run(loop):
+    """run(coro) -> result, on the session's event loop."""
+    return loop.run_until_complete
+
+
+# -- the built site and a real server ---------------------------------------------------------
+class Server:
+    def __init__(self, dist: Path):
+        self.dist = dist
+        self.proc = None
+        self.url = None
+
+    def start(self) -> "Server":
+        code = ("import sys, build; sys.exit(build.serve('127.0.0.1', 0, __import__('pathlib')"
+                f".Path({str(self.dist)!r})))")
+        self.proc = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in self.proc.stdout:
+            m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            if m:
+                self.url = m.group(1)
+                return self
+        raise RuntimeError(f"server did not start (exit {self.proc.wait()})")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory) -> Path:
+    """A fresh build of the site in a temporary folder (the checkout's dist/ is left alone)."""
+    import build
+    out = tmp_path_factory.mktemp("site") / "dist"
+    build.build(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(dist):
+    srv = Server(dist).start()
+    yield srv
+    srv.stop()
+
+
+# -- browsers ---------------------------------------------------------------------------------
+def chromium_executable() -> str | None:
+    """None when Playwright has its own Chromium; else Debian's chromium binary."""
+    try:
+        from playwright.sync_api import sync_playwright
+        with sync_playwright() as p:
+            if Path(p.chromium.executable_path).exists():
+                return None
+    except Exception:
+        pass
+    for cand in (shutil.which("chromium"), "/usr/lib/chromium/chromium", "/usr/bin/chromium",
+                 shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if cand and Path(cand).exists():
+            return cand
+    pytest.fail("no Chromium: install Debian's chromium (./test does this as root) or "
+                "`playwright install chromium`")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    args = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+    exe = chromium_executable()
+    if exe:
+        args["executable_path"] = exe
+    return args
+
+
+# -- the native GPU ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def gpu(run):
+    """A native (wgpu-py) device. Without an adapter: skip locally, fail on CI (CI must have one)."""
+    from app.gpu import WebGPUUnavailableError, open_device
+    try:
+        dev = run(open_device())
+    except WebGPUUnavailableError as e:
+        msg = f"no native GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe"
+        if ON_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    yield dev
+    dev.destroy()
