@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,16 +32,16 @@ def pytest_collection_modifyitems(config, items):
 
 # -- event loop for the async GPU API ---------------------------------------------------------
 @pytest.fixture(scope="session")
-def loop():
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-@pytest.fixture(scope="session")
-def run(loop):
-    """run(coro) -> result, on the session's event loop."""
-    return loop.run_until_complete
+def run():
+    """run(coro) -> result. The loop lives in its own thread: Playwright's sync API keeps a loop
+    running on the main thread, where run_until_complete would refuse to start."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="gpu-loop", daemon=True)
+    thread.start()
+    yield lambda coro: asyncio.run_coroutine_threadsafe(coro, loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
 
 
 # -- the built site and a real server ---------------------------------------------------------
