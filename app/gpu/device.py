@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .errors import DeviceLostError, GPUError
 from .ledger import Ledger
-from .shaders import shader_source
+from .shaders import preprocess, shader_source
 
 
 class BufferUsage:
@@ -124,14 +124,21 @@ class Device:
 
     # -- pipelines -----------------------------------------------------------------------------
     async def pipeline(self, shader: str, entry: str = "main",
-                       constants: dict[str, float] | None = None) -> Pipeline:
-        """Compute pipeline for `entry` of shaders/<shader>.wgsl, cached by (file, entry, constants)."""
+                       constants: dict[str, float] | None = None,
+                       defines: dict | None = None) -> Pipeline:
+        """Compute pipeline for `entry` of shaders/<shader>.wgsl, cached by (file, entry, constants,
+        defines). `constants` are WGSL override constants; `defines` feed the preprocessor
+        (app/gpu/shaders.py). A define F16=True also requires the device's shader-f16 feature."""
         self._check_alive()
-        key = (shader, entry, tuple(sorted((constants or {}).items())))
+        key = (shader, entry, tuple(sorted((constants or {}).items())),
+               tuple(sorted((defines or {}).items())))
         cached = self._pipelines.get(key)
         if cached is None:
-            handle = await self._create_pipeline(shader, shader_source(shader), entry,
-                                                 dict(constants or {}))
+            if (defines or {}).get("F16") and "shader-f16" not in self.features:
+                raise GPUError(f"{shader}: the f16 variant needs the shader-f16 feature, which this "
+                               "adapter lacks; use the f32 path")
+            code = preprocess(shader_source(shader), defines, f"shaders/{shader}.wgsl")
+            handle = await self._create_pipeline(shader, code, entry, dict(constants or {}))
             cached = self._pipelines[key] = Pipeline(handle, key)
         return cached
 
