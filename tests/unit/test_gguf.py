@@ -203,3 +203,23 @@ def test_format_errors():
     deep = header(n_kv=1) + gstr(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 12 + bytes(64)
     with pytest.raises(G.GGUFError):
         read(deep)
+
+
+def test_real_smollm2_file_matches_gguf_py(smollm2_gguf):
+    src = FileSource(smollm2_gguf)
+    f = asyncio.run(G.read_gguf(src))
+    ref = GGUFReader(smollm2_gguf)
+    assert f.metadata["general.architecture"] == "llama"
+    assert f.metadata["llama.block_count"] == 30
+    assert len(f.metadata["tokenizer.ggml.tokens"]) == 49152
+    assert f.metadata["tokenizer.ggml.tokens"] == [str(x) for x in ref.fields["tokenizer.ggml.tokens"].contents()]
+    assert len(f.tensors) == len(ref.tensors)
+    types = set()
+    for t in ref.tensors:
+        mine = f.tensors[t.name]
+        assert (mine.nbytes, mine.type_id, list(mine.dims)) == (int(t.n_bytes), int(t.tensor_type),
+                                                                 [int(d) for d in t.shape])
+        assert bytes(asyncio.run(f.tensor_data(t.name))[:64]) == t.data.tobytes()[:64]
+        types.add(mine.type_name)
+    assert {"Q4_1", "Q8_0", "F32"} <= types
+    src.close()
