@@ -1,0 +1,1 @@
+"""Model families: a frozen config per model (config.py) and shared transformer blocks."""
