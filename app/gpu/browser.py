@@ -9,13 +9,18 @@ pops both, raises the first error it finds, and pushes fresh ones.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import js  # noqa: F401  (Pyodide only)
-from js import Object, Uint8Array, navigator
+from js import Object, Uint8Array, Uint32Array, navigator
 from pyodide.ffi import JsException, JsProxy, create_proxy, to_js
 
 from .device import ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, BufferUsage, Device
 from .errors import (DeviceLostError, GPUOutOfMemoryError, GPUValidationError,
                      ShaderCompileError, WebGPUUnavailableError)
+
+
+_REPLAY_JS = Path(__file__).with_name("replay.js")
 
 
 def _obj(d):
@@ -43,6 +48,7 @@ class BrowserDevice(Device):
         self._adapter = adapter
         self._device = device
         self._queue = device.queue
+        self._replay_js = None  # app/gpu/replay.js as a JS function, made on the first replay
         self._push_scopes()
 
     def _push_scopes(self):
@@ -119,6 +125,35 @@ class BrowserDevice(Device):
         cp.dispatchWorkgroups(*xyz)
         cp.end()
         self._queue.submit(to_js([enc.finish()]))
+
+    # -- dispatch plans: JS arrays built once, replayed by app/gpu/replay.js in one call ----------
+    def _prepare_plan(self, dispatches):
+        pipelines = to_js([d.pipeline.handle for d in dispatches])
+        groups = to_js([list(d.bind_groups) for d in dispatches])
+        counts = Uint32Array.new(to_js([c for d in dispatches for c in d.workgroups]))
+        return pipelines, groups, counts
+
+    def _replay(self, prepared, step, step_data, timer):
+        if self._replay_js is None:
+            from pyodide.code import run_js
+            self._replay_js = run_js(_REPLAY_JS.read_text(encoding="utf-8"))
+        pipelines, groups, counts = prepared
+        timer_js = None if timer is None else _obj({"querySet": timer.handle,
+                                                     "resolve": timer.resolve.handle})
+        if step_data is None:
+            self._replay_js(self._device, pipelines, groups, counts, None, None, timer_js)
+            return
+        view, release = _js_bytes(step_data)
+        try:
+            self._replay_js(self._device, pipelines, groups, counts, step.handle, view, timer_js)
+        finally:
+            release()
+
+    def _create_timer(self):
+        return self._device.createQuerySet(_obj({"type": "timestamp", "count": 2, "label": "timer"}))
+
+    def _destroy_timer(self, timer):
+        timer.handle.destroy()
 
     async def _check(self, what):
         validation = await self._device.popErrorScope()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .errors import DeviceLostError, GPUError
 from .ledger import Ledger
+from .plan import Plan, Timer
 from .shaders import preprocess, shader_source
 
 
@@ -18,6 +19,7 @@ class BufferUsage:
     COPY_DST = 0x0008
     UNIFORM = 0x0040
     STORAGE = 0x0080
+    QUERY_RESOLVE = 0x0200
 
 
 STORAGE_RW = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST
@@ -34,6 +36,7 @@ ENGINE_LIMITS = (
     "maxComputeWorkgroupsPerDimension",
     "maxUniformBufferBindingSize",
     "maxBindGroups",
+    "minStorageBufferOffsetAlignment",
 )
 OPTIONAL_FEATURES = ("shader-f16", "subgroups", "timestamp-query")
 
@@ -128,13 +131,14 @@ class Device:
                        defines: dict | None = None) -> Pipeline:
         """Compute pipeline for `entry` of shaders/<shader>.wgsl, cached by (file, entry, constants,
         defines). `constants` are WGSL override constants; `defines` feed the preprocessor
-        (app/gpu/shaders.py). A define F16=True also requires the device's shader-f16 feature."""
+        (app/gpu/shaders.py). The define SHADER_F16=True selects a kernel's f16-compute variant
+        and requires the device's shader-f16 feature (layout defines such as F16 do not)."""
         self._check_alive()
         key = (shader, entry, tuple(sorted((constants or {}).items())),
                tuple(sorted((defines or {}).items())))
         cached = self._pipelines.get(key)
         if cached is None:
-            if (defines or {}).get("F16") and "shader-f16" not in self.features:
+            if (defines or {}).get("SHADER_F16") and "shader-f16" not in self.features:
                 raise GPUError(f"{shader}: the f16 variant needs the shader-f16 feature, which this "
                                "adapter lacks; use the f32 path")
             code = preprocess(shader_source(shader), defines, f"shaders/{shader}.wgsl")
@@ -159,12 +163,56 @@ class Device:
     def dispatch(self, pipeline: Pipeline, bind_groups: list, workgroups: tuple[int, ...]) -> None:
         """Encode one compute pass with one dispatch and submit it."""
         self._check_alive()
+        self._dispatch(pipeline, bind_groups, self._workgroups(workgroups))
+
+    def _workgroups(self, workgroups: tuple[int, ...]) -> tuple[int, int, int]:
+        """(x, y, z) padded with 1s, checked against the per-dimension limit."""
         x, y, z = (tuple(workgroups) + (1, 1))[:3]
         cap = self.limits["maxComputeWorkgroupsPerDimension"]
         if max(x, y, z) > cap:
             raise GPUError(f"dispatch {x}x{y}x{z} exceeds {cap} workgroups per dimension; "
                            "spill into y")
-        self._dispatch(pipeline, bind_groups, (x, y, z))
+        return x, y, z
+
+    # -- dispatch plans (app/gpu/plan.py) ------------------------------------------------------
+    def plan(self, name: str = "plan") -> Plan:
+        """An empty dispatch plan; ops record into it when passed as `target`."""
+        self._check_alive()
+        return Plan(self, name)
+
+    def replay(self, plan: Plan, step: Buffer | None = None, step_data=None,
+               timer: Timer | None = None) -> None:
+        """Write `step_data` into `step` (offset 0; at most one writeBuffer), then encode all of
+        the plan's dispatches in one compute pass and submit it. With a `timer` (dev.timer()),
+        GPU timestamps are written at the start and end of that pass."""
+        self._check_alive()
+        if plan.device is not self:
+            raise ValueError(f"{plan!r} was recorded on another device")
+        if step_data is not None:
+            if step is None:
+                raise ValueError(f"replay of {plan.name!r}: step_data given without a step buffer")
+            if step.destroyed:
+                raise ValueError(f"replay of {plan.name!r}: step buffer {step.label!r} is destroyed")
+            if not step.usage & BufferUsage.COPY_DST:
+                raise ValueError(f"replay of {plan.name!r}: step buffer {step.label!r} lacks COPY_DST")
+            n = self._nbytes(step_data)
+            if n > step.size:
+                raise ValueError(f"replay of {plan.name!r}: {n} bytes of step data overflow "
+                                 f"{step.label!r} ({step.size})")
+            if n % 4:
+                step_data = bytes(memoryview(step_data).cast("B")) + b"\0" * (4 - n % 4)
+        if timer is not None and timer.device is not self:
+            raise ValueError("the timer belongs to another device")
+        self._replay(plan.prepared(), step if step_data is not None else None, step_data, timer)
+
+    def timer(self) -> Timer:
+        """Two GPU timestamps around a replay's compute pass (see Timer)."""
+        self._check_alive()
+        if "timestamp-query" not in self.features:
+            raise GPUError("GPU timers need the timestamp-query feature, which this device lacks")
+        resolve = self.create_buffer(16, kind="staging", label="timer.resolve",
+                                     usage=BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC)
+        return Timer(self, self._create_timer(), resolve)
 
     async def check(self, what: str = "the last GPU calls") -> None:
         """Raise the first validation/out-of-memory error since the last check (named errors)."""
@@ -190,5 +238,9 @@ class Device:
     async def _create_pipeline(self, name, code, entry, constants): raise NotImplementedError
     def _bind(self, pipeline, group, entries): raise NotImplementedError
     def _dispatch(self, pipeline, bind_groups, xyz): raise NotImplementedError
+    def _prepare_plan(self, dispatches): raise NotImplementedError
+    def _replay(self, prepared, step, step_data, timer): raise NotImplementedError
+    def _create_timer(self): raise NotImplementedError
+    def _destroy_timer(self, timer): raise NotImplementedError
     async def _check(self, what): raise NotImplementedError
     def destroy(self): raise NotImplementedError

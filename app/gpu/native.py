@@ -86,6 +86,42 @@ class NativeDevice(Device):
         cp.end()
         self._wrap("submitting a dispatch", self._device.queue.submit, [enc.finish()])
 
+    # -- dispatch plans: a tight loop over tuples built once ------------------------------------
+    def _prepare_plan(self, dispatches):
+        return tuple((d.pipeline.handle, tuple(enumerate(d.bind_groups)), *d.workgroups)
+                     for d in dispatches)
+
+    def _replay(self, prepared, step, step_data, timer):
+        if step_data is not None:
+            self._write(step, step_data, 0)
+        enc = self._device.create_command_encoder()
+        if timer is None:
+            cp = enc.begin_compute_pass()
+        else:
+            cp = enc.begin_compute_pass(timestamp_writes={
+                "query_set": timer.handle, "beginning_of_pass_write_index": 0,
+                "end_of_pass_write_index": 1})
+        set_pipeline, set_bind_group, dispatch = (cp.set_pipeline, cp.set_bind_group,
+                                                  cp.dispatch_workgroups)
+        last = None
+        for pipe, groups, x, y, z in prepared:
+            if pipe is not last:
+                set_pipeline(pipe)
+                last = pipe
+            for i, bg in groups:
+                set_bind_group(i, bg)
+            dispatch(x, y, z)
+        cp.end()
+        if timer is not None:
+            enc.resolve_query_set(timer.handle, 0, 2, timer.resolve.handle, 0)
+        self._wrap("submitting a replay", self._device.queue.submit, [enc.finish()])
+
+    def _create_timer(self):
+        return self._device.create_query_set(type="timestamp", count=2, label="timer")
+
+    def _destroy_timer(self, timer):
+        timer.handle.destroy()
+
     async def _check(self, what):
         return None
 

@@ -97,9 +97,13 @@ def test_no_url_points_at_a_cdn(dist):
 def test_app_zip_holds_the_package_and_shaders(dist):
     with zipfile.ZipFile(dist / "py" / "localllm.zip") as z:
         names = set(z.namelist())
-    assert {"app/__init__.py", "app/main.py", "app/gpu/browser.py", "shaders/matmul.wgsl"} <= names
-    sources = {p.relative_to(build.ROOT).as_posix() for top in ("app", "shaders")
-               for p in (build.ROOT / top).rglob("*") if p.suffix in (".py", ".wgsl")}
+    assert {"app/__init__.py", "app/main.py", "app/gpu/browser.py", "app/gpu/replay.js",
+            "shaders/matmul.wgsl"} <= names
+    # Python and JS helpers of app/ (not .mjs: app/bench/node/run.mjs runs in Node, outside the
+    # page), and the WGSL sources.
+    sources = {p.relative_to(build.ROOT).as_posix() for top, suffixes in
+               (("app", (".py", ".js")), ("shaders", (".wgsl",)))
+               for p in (build.ROOT / top).rglob("*") if p.suffix in suffixes}
     assert names == sources
 
 

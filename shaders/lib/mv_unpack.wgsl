@@ -1,0 +1,56 @@
+// lib/mv_unpack.wgsl — small bit-unpacking helpers shared by matvec.wgsl and matmul_q.wgsl.
+// Every helper takes one u32 word holding 4 bytes b0..b3 (little-endian: b0 = bits 0..7) and
+// returns the 4 values in byte order as vec4<f32> (all conversions exact in f32).
+
+// Small unsigned ints (< 2^23) to f32 without the int->float conversion (quarter rate on NVIDIA):
+// OR them into the mantissa of 2^23 and subtract 2^23 + bias. Exact.
+fn mv_u2f(v: vec4<u32>, bias: f32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(v | vec4<u32>(0x4B000000u)) - (8388608.0 + bias);
+}
+
+// (b_i >> s) & 0xF for the 4 bytes: s = 0 gives the low nibbles, s = 4 the high nibbles.
+fn mv_nib(q: u32, s: u32) -> vec4<f32> {
+    return mv_u2f((vec4<u32>(q) >> vec4<u32>(s, s + 8u, s + 16u, s + 24u)) & vec4<u32>(0xFu), 0.0);
+}
+
+// (b_i >> s) & mask for the 4 bytes, as u32 (q5 / q6 high bits).
+fn mv_bits(q: u32, s: u32, mask: u32) -> vec4<u32> {
+    return (vec4<u32>(q) >> vec4<u32>(s, s + 8u, s + 16u, s + 24u)) & vec4<u32>(mask);
+}
+
+// Bits s..s+3 of a u32 (one bit per value), as u32 0/1: the q5_1 high bits of elements s..s+3.
+fn mv_bit4(qh: u32, s: u32) -> vec4<u32> {
+    return (vec4<u32>(qh) >> vec4<u32>(s, s + 1u, s + 2u, s + 3u)) & vec4<u32>(1u);
+}
+
+// The 4 bytes as signed int8 (q8_0a quants).
+fn mv_i8(q: u32) -> vec4<f32> {  // (byte ^ 0x80) - 128 = the signed value
+    return mv_u2f(((vec4<u32>(q) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xFFu)) ^ vec4<u32>(0x80u), 128.0);
+}
+
+// Byte i (0..3) of a word as a signed int8 (q6_k scales).
+fn mv_i8_at(q: u32, i: u32) -> f32 {
+    return f32(bitcast<i32>(q << (24u - 8u * i)) >> 24u);
+}
+
+// Byte k of the 12 packed q4_k/q5_k scale bytes held in words s0, s1, s2.
+fn mv_sbyte(s0: u32, s1: u32, s2: u32, k: u32) -> u32 {
+    let wsel = select(select(s2, s1, k < 8u), s0, k < 4u);
+    return (wsel >> (8u * (k & 3u))) & 0xFFu;
+}
+
+// (scale, min) of q4_k/q5_k sub-block j (0..7): ggml's get_scale_min_k4 on the 6-bit pairs.
+fn mv_scale_min(s0: u32, s1: u32, s2: u32, j: u32) -> vec2<f32> {
+    if (j < 4u) {
+        return vec2<f32>(f32(mv_sbyte(s0, s1, s2, j) & 63u), f32(mv_sbyte(s0, s1, s2, j + 4u) & 63u));
+    }
+    let a = mv_sbyte(s0, s1, s2, j + 4u);
+    let lo = mv_sbyte(s0, s1, s2, j - 4u);
+    let hi = mv_sbyte(s0, s1, s2, j);
+    return vec2<f32>(f32((a & 0xFu) | ((lo >> 6u) << 4u)), f32((a >> 4u) | ((hi >> 6u) << 4u)));
+}
+
+// bf16 pair in one word: element 0 in the low half.
+fn mv_bf16(q: u32) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(q << 16u), bitcast<f32>(q & 0xFFFF0000u));
+}

@@ -1,0 +1,309 @@
+// matvec.wgsl — decode matrix-vector product with a quantized weight:
+//
+//   y[v, row0 + r] (+)= sum_k W[r, k] * x[v, k]  (+ bias[row0 + r])      v < NV, r < rows
+//
+// W is one row chunk (rows x cols, row-major) in an internal layout (app/kernels/layouts.py),
+// chosen by one define: F32, F16, BF16, Q4_1, Q5_1, Q8_0A, Q4_K, Q5_K or Q6_KA. The sum is in f32.
+//
+// Bindings (group 0):
+//   0  w    : array<u32>        the chunk's bytes; row r starts at word r * row_words
+//   1  x    : array<vec4<f32>>  (NV, cols) f32   [array<f32> when SCALAR]
+//   2  y    : array<f32>        (NV, out_rows) f32; rows row0 .. row0 + rows written (read too if ACC)
+//   3  p    : Params            uniform (below)
+//   4  bias : array<f32>        (out_rows,) f32, only with the BIAS define
+// Defines: one layout; NV (vectors, 1..8); RPT (rows per thread); NACC = NV * RPT;
+// RED = 256 * NV * RPT; BIAS; ACC (y += instead of y =); SCALAR (dense layouts whose cols are
+// not a multiple of the vector unit: one element per unit, x as scalars).
+// Override constant TPR: threads per row, a power of two 1..256.
+//
+// Workgroup: 256 invocations = 256 / TPR row groups x TPR threads; each thread owns RPT
+// consecutive rows. A thread walks units u = lane, lane + TPR, ... (a unit is what one thread
+// decodes per step: 4 dense elements or 32 quantized ones, 4..12 words of W; see dotu() per
+// layout), loads the unit's x values once per vector (xload) and applies them to its RPT rows,
+// keeping NV * RPT partial sums in registers. The TPR partial sums of each row are then added by
+// a workgroup-memory tree (log2(TPR) barriers). Consecutive lanes read consecutive units, so
+// each row's bytes are read contiguously.
+// Dispatch: grid(ceil(rows / (RPT * 256 / TPR))) from app/kernels/grid.py (spills into y).
+
+#include lib/mv_unpack
+
+override TPR: u32 = 32u;
+const WG: u32 = 256u;
+const NV: u32 = {{NV}}u;
+const RPT: u32 = {{RPT}}u;  // rows per thread
+
+struct Params {
+    rows: u32,       // rows in this chunk
+    cols: u32,
+    units: u32,      // units per row (see unit())
+    row_words: u32,  // u32 words per row (SCALAR: elements per row)
+    row0: u32,       // first row of this chunk in y
+    out_rows: u32,   // rows of the whole weight (y's row stride)
+    xs: u32,         // x's vector stride, in array elements
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+#if SCALAR
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+#else
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+#endif
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+#if BIAS
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+#endif
+
+var<workgroup> red: array<f32, {{RED}}>;  // WG * NV * RPT partial sums
+var<private> acc: array<f32, {{NACC}}>;  // NV * RPT
+
+// The x values one unit multiplies, loaded once and reused for the RPT rows a thread handles (x
+// loads, not W loads, were the bottleneck with one row per thread: a 32-element unit of a 4-bit
+// layout reads 128 B of x for 20 B of W). Named fields, not an array: arrays of values went to
+// local memory on NVIDIA. s = (sum of a0..a3, sum of a4..a7) for the layouts with a min term.
+struct X8 { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+            a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, s: vec2<f32> }
+
+fn x8(o: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32, d6: u32, d7: u32) -> X8 {
+#if SCALAR
+    let z = vec4<f32>(0.0);
+    return X8(vec4<f32>(x[o + d0], 0.0, 0.0, 0.0), z, z, z, z, z, z, z, vec2<f32>(0.0));
+#else
+    let a0 = x[o + d0]; let a1 = x[o + d1]; let a2 = x[o + d2]; let a3 = x[o + d3];
+    let a4 = x[o + d4]; let a5 = x[o + d5]; let a6 = x[o + d6]; let a7 = x[o + d7];
+    let one = vec4<f32>(1.0);
+    return X8(a0, a1, a2, a3, a4, a5, a6, a7,
+              vec2<f32>(dot(a0 + a1 + a2 + a3, one), dot(a4 + a5 + a6 + a7, one)));
+#endif
+}
+
+#if SCALAR
+// Dense layouts, any cols: unit = 1 element; rb = row * cols is an element index.
+fn xload(o: u32, u: u32) -> X8 { return x8(o + u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let e = rb + u;
+#if F32
+    return bitcast<f32>(w[e]) * X.a0.x;
+#endif
+#if F16
+    return unpack2x16float(w[e >> 1u])[e & 1u] * X.a0.x;
+#endif
+#if BF16
+    return mv_bf16(w[e >> 1u])[e & 1u] * X.a0.x;
+#endif
+}
+#else
+#if F32
+// f32, cols % 4 == 0: unit = 4 elements = 4 words.
+fn xload(o: u32, u: u32) -> X8 { return x8(o + u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 4u * u;
+    return dot(bitcast<vec4<f32>>(vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u])), X.a0);
+}
+#endif
+#if F16
+// f16, cols % 8 == 0: unit = 8 elements = 4 words (element pairs, low half first).
+fn xload(o: u32, u: u32) -> X8 { return x8(o + 2u * u, 0u, 1u, 0u, 0u, 0u, 0u, 0u, 0u); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 4u * u;
+    return dot(vec4<f32>(unpack2x16float(w[b]), unpack2x16float(w[b + 1u])), X.a0) +
+           dot(vec4<f32>(unpack2x16float(w[b + 2u]), unpack2x16float(w[b + 3u])), X.a1);
+}
+#endif
+#if BF16
+// bf16, cols % 8 == 0: unit = 8 elements = 4 words.
+fn xload(o: u32, u: u32) -> X8 { return x8(o + 2u * u, 0u, 1u, 0u, 0u, 0u, 0u, 0u, 0u); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 4u * u;
+    return dot(vec4<f32>(mv_bf16(w[b]), mv_bf16(w[b + 1u])), X.a0) +
+           dot(vec4<f32>(mv_bf16(w[b + 2u]), mv_bf16(w[b + 3u])), X.a1);
+}
+#endif
+#endif
+#if Q4_1
+// q4_1: unit = 1 block = 32 elements = 5 words [d|m, qs x4]. Word i of qs holds elements
+// 4i..4i+3 (low nibbles) and 16+4i..16+4i+3 (high). sum = d * sum(q x) + m * sum(x).
+fn xload(o: u32, u: u32) -> X8 { return x8(o + 8u * u, 0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 5u * u;
+    let dm = unpack2x16float(w[b]);
+    let q0 = w[b + 1u]; let q1 = w[b + 2u]; let q2 = w[b + 3u]; let q3 = w[b + 4u];
+    let sq = dot(mv_nib(q0, 0u), X.a0) + dot(mv_nib(q1, 0u), X.a1) + dot(mv_nib(q2, 0u), X.a2) +
+             dot(mv_nib(q3, 0u), X.a3) + dot(mv_nib(q0, 4u), X.a4) + dot(mv_nib(q1, 4u), X.a5) +
+             dot(mv_nib(q2, 4u), X.a6) + dot(mv_nib(q3, 4u), X.a7);
+    return dm.x * sq + dm.y * (X.s.x + X.s.y);
+}
+#endif
+#if Q5_1
+// q5_1: unit = 1 block = 32 elements = 6 words [d|m, qh, qs x4]; bit 4 of element j is qh bit j.
+fn xload(o: u32, u: u32) -> X8 { return x8(o + 8u * u, 0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u); }
+fn q5(qw: u32, s: u32, qh: u32, j: u32) -> vec4<f32> {
+    return mv_u2f(mv_bits(qw, s, 0xFu) | (mv_bit4(qh, j) << vec4<u32>(4u)), 0.0);
+}
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 6u * u;
+    let dm = unpack2x16float(w[b]);
+    let qh = w[b + 1u];
+    let q0 = w[b + 2u]; let q1 = w[b + 3u]; let q2 = w[b + 4u]; let q3 = w[b + 5u];
+    let sq = dot(q5(q0, 0u, qh, 0u), X.a0) + dot(q5(q1, 0u, qh, 4u), X.a1) +
+             dot(q5(q2, 0u, qh, 8u), X.a2) + dot(q5(q3, 0u, qh, 12u), X.a3) +
+             dot(q5(q0, 4u, qh, 16u), X.a4) + dot(q5(q1, 4u, qh, 20u), X.a5) +
+             dot(q5(q2, 4u, qh, 24u), X.a6) + dot(q5(q3, 4u, qh, 28u), X.a7);
+    return dm.x * sq + dm.y * (X.s.x + X.s.y);
+}
+#endif
+#if Q8_0A
+// q8_0a: unit = 1 block = 32 elements = 9 words [d|0, qs x8 int8]. sum = d * sum(q x).
+fn xload(o: u32, u: u32) -> X8 { return x8(o + 8u * u, 0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 9u * u;
+    let d = unpack2x16float(w[b]).x;
+    let sq = dot(mv_i8(w[b + 1u]), X.a0) + dot(mv_i8(w[b + 2u]), X.a1) +
+             dot(mv_i8(w[b + 3u]), X.a2) + dot(mv_i8(w[b + 4u]), X.a3) +
+             dot(mv_i8(w[b + 5u]), X.a4) + dot(mv_i8(w[b + 6u]), X.a5) +
+             dot(mv_i8(w[b + 7u]), X.a6) + dot(mv_i8(w[b + 8u]), X.a7);
+    return d * sq;
+}
+#endif
+#if Q4_K
+// q4_k: super-block of 256 = 36 words; unit = 1/8 super-block = 8 words read: header (d|dmin,
+// 3 scale words) + 4 qs words. Unit u: super-block u/8, pair c = (u/2)%4, half h = u%2: qs bytes
+// 32c + 16h .. +16 give elements 64c + 16h + t (low nibble, sub-block 2c; x in a0..a3) and
+// 64c + 32 + 16h + t (high nibble, sub-block 2c + 1; a4..a7).
+// sum = d*sc*sum(q x) - dmin*mn*sum(x) per sub-block.
+fn xload(o: u32, u: u32) -> X8 {
+    let k = o + 64u * (u >> 3u) + 16u * ((u >> 1u) & 3u) + 4u * (u & 1u);
+    return x8(k, 0u, 1u, 2u, 3u, 8u, 9u, 10u, 11u);
+}
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let c = (u >> 1u) & 3u;
+    let b = rb + 36u * (u >> 3u);
+    let dd = unpack2x16float(w[b]);
+    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
+    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
+    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
+    let qb = b + 4u + 8u * c + 4u * (u & 1u);
+    let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
+    let lo = dot(mv_nib(q0, 0u), X.a0) + dot(mv_nib(q1, 0u), X.a1) + dot(mv_nib(q2, 0u), X.a2) +
+             dot(mv_nib(q3, 0u), X.a3);
+    let hi = dot(mv_nib(q0, 4u), X.a4) + dot(mv_nib(q1, 4u), X.a5) + dot(mv_nib(q2, 4u), X.a6) +
+             dot(mv_nib(q3, 4u), X.a7);
+    return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
+}
+#endif
+#if Q5_K
+// q5_k: super-block of 256 = 44 words [d|dmin, scales x3, qh x8, qs x32]; unit as q4_k
+// (12 words read: header 4, qh 4, qs 4). Bit 4 of element 64c + l is bit 2c of qh byte l, of
+// element 64c + 32 + l bit 2c + 1.
+fn xload(o: u32, u: u32) -> X8 {
+    let k = o + 64u * (u >> 3u) + 16u * ((u >> 1u) & 3u) + 4u * (u & 1u);
+    return x8(k, 0u, 1u, 2u, 3u, 8u, 9u, 10u, 11u);
+}
+fn q5k(qw: u32, s: u32, hw: u32, hs: u32) -> vec4<f32> {
+    return mv_u2f(mv_bits(qw, s, 0xFu) | (mv_bits(hw, hs, 1u) << vec4<u32>(4u)), 0.0);
+}
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let c = (u >> 1u) & 3u;
+    let h = u & 1u;
+    let b = rb + 44u * (u >> 3u);
+    let dd = unpack2x16float(w[b]);
+    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
+    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
+    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
+    let qb = b + 12u + 8u * c + 4u * h;
+    let hb = b + 4u + 4u * h;
+    let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
+    let h0 = w[hb]; let h1 = w[hb + 1u]; let h2 = w[hb + 2u]; let h3 = w[hb + 3u];
+    let sl = 2u * c;
+    let sh = 2u * c + 1u;
+    let lo = dot(q5k(q0, 0u, h0, sl), X.a0) + dot(q5k(q1, 0u, h1, sl), X.a1) +
+             dot(q5k(q2, 0u, h2, sl), X.a2) + dot(q5k(q3, 0u, h3, sl), X.a3);
+    let hi = dot(q5k(q0, 4u, h0, sh), X.a4) + dot(q5k(q1, 4u, h1, sh), X.a5) +
+             dot(q5k(q2, 4u, h2, sh), X.a6) + dot(q5k(q3, 4u, h3, sh), X.a7);
+    return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
+}
+#endif
+#if Q6_KA
+// q6_ka: super-block of 256 = 53 words [ql x32, qh x16, scales x4 int8, d|0]; unit = 1/8
+// super-block, 9 words read: half hf = (u/4)%2, l group g = u%4 (l = 8g .. 8g+7): ql words
+// 16hf + 2g + i and 16hf + 8 + 2g + i, qh words 32 + 8hf + 2g + i (i < 2), 2 scale words, d.
+// Element 128hf + l + 32k (k < 4) has scale index 8hf + l/16 + 2k (x in a(2k), a(2k+1)).
+// w = d * scale * (q - 32).
+fn xload(o: u32, u: u32) -> X8 {
+    let k = o + 64u * (u >> 3u) + 32u * ((u >> 2u) & 1u) + 2u * (u & 3u);
+    return x8(k, 0u, 1u, 8u, 9u, 16u, 17u, 24u, 25u);
+}
+fn q6(lo: u32, s: u32, hi: u32, s2: u32) -> vec4<f32> {
+    return mv_u2f(mv_bits(lo, s, 0xFu) | (mv_bits(hi, s2, 3u) << vec4<u32>(4u)), 32.0);
+}
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let hf = (u >> 2u) & 1u;
+    let g = u & 3u;
+    let b = rb + 53u * (u >> 3u);
+    let d = unpack2x16float(w[b + 52u]).x;
+    // scales of k = 0..3: bytes si0 + 2k (si0 = 8hf + g/2): bytes sh, sh + 2 of sw0, then of sw1
+    let si0 = 8u * hf + (g >> 1u);
+    let sw0 = w[b + 48u + (si0 >> 2u)];
+    let sw1 = w[b + 49u + (si0 >> 2u)];
+    let sh = si0 & 3u;
+    let sc = vec4<f32>(mv_i8_at(sw0, sh), mv_i8_at(sw0, sh + 2u), mv_i8_at(sw1, sh),
+                       mv_i8_at(sw1, sh + 2u));
+    let la = b + 16u * hf + 2u * g;
+    let ha = b + 32u + 8u * hf + 2u * g;
+    let qa0 = w[la]; let qa1 = w[la + 1u]; let qb0 = w[la + 8u]; let qb1 = w[la + 9u];
+    let h0 = w[ha]; let h1 = w[ha + 1u];
+    let t = vec4<f32>(dot(q6(qa0, 0u, h0, 0u), X.a0) + dot(q6(qa1, 0u, h1, 0u), X.a1),
+                      dot(q6(qb0, 0u, h0, 2u), X.a2) + dot(q6(qb1, 0u, h1, 2u), X.a3),
+                      dot(q6(qa0, 4u, h0, 4u), X.a4) + dot(q6(qa1, 4u, h1, 4u), X.a5),
+                      dot(q6(qb0, 4u, h0, 6u), X.a6) + dot(q6(qb1, 4u, h1, 6u), X.a7));
+    return d * dot(sc, t);
+}
+#endif
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let rpw = RPT * (WG / TPR);
+    let wid = wg.x + wg.y * nwg.x;
+    if (wid * rpw >= p.rows) { return; }  // the grid's unused tail (uniform per workgroup)
+    let lane = li % TPR;
+    let row0 = wid * rpw + RPT * (li / TPR);  // this thread's rows: row0 .. row0 + RPT - 1
+    for (var i = 0u; i < NV * RPT; i++) { acc[i] = 0.0; }
+    if (row0 < p.rows) {
+        let nr = min(RPT, p.rows - row0);
+        for (var u = lane; u < p.units; u += TPR) {
+            for (var v = 0u; v < NV; v++) {
+                let X = xload(v * p.xs, u);
+                for (var r = 0u; r < RPT; r++) {
+                    if (r < nr) { acc[v * RPT + r] += dotu((row0 + r) * p.row_words, u, X); }
+                }
+            }
+        }
+    }
+    for (var i = 0u; i < NV * RPT; i++) { red[i * WG + li] = acc[i]; }
+    for (var s = TPR >> 1u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (lane < s) {
+            for (var i = 0u; i < NV * RPT; i++) { red[i * WG + li] += red[i * WG + li + s]; }
+        }
+    }
+    if (lane == 0u) {
+        for (var r = 0u; r < RPT; r++) {
+            let row = row0 + r;
+            if (row < p.rows) {
+                let o = p.row0 + row;
+                for (var v = 0u; v < NV; v++) {
+                    var val = red[(v * RPT + r) * WG + li];
+#if BIAS
+                    val += bias[o];
+#endif
+#if ACC
+                    val += y[v * p.out_rows + o];
+#endif
+                    y[v * p.out_rows + o] = val;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+"""shaders/matvec.wgsl (app/kernels/matvec.py) against float64 numpy on gguf-py's dequantization.
+
+Weights are built directly from tests/quant_data.py (random GGUF blocks -> internal layout bytes,
+uploaded per row chunk), so these tests do not depend on the GPU repack.
+
+Tolerance. The kernel sums in f32 terms of the form scale * sum(q * x) (+ min * sum(x)) per block,
+then across blocks and a tree over threads: at most n = cols + 64 roundings on any path, each of
+relative size <= 2^-24, against T @ |x|, where T holds the magnitudes of the terms the kernel adds
+(T = |W| for dense, q8_0 and q6_k; |d|*q + |m| for q4_1/q5_1; |d*sc|*q + |dmin*mn| for q4_k/q5_k:
+see magnitudes()). The worst case is n * 2^-24 * (T @ |x|); rounding errors of random data add
+like a random walk, so we check the tighter |err| <= c * sqrt(n) * 2^-24 * (T @ |x|), c = 4
+(measured max here: 0.94 * sqrt(cols) * 2^-24 * (T @ |x|), at cols = 1; far less for long rows;
+for n <= 16 c * sqrt(n) >= n, so short rows meet even the worst case). Bias/accumulate add 2 more
+roundings of |bias|, |out|, |y|. A wrong bit in a decoder gives errors ~ |W| |x|: >> this bound.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.kernels.layouts import LAYOUT_OF, Chunk, GPUWeight
+from app.kernels.matvec import matvec
+from app.kernels.layouts import GGUF_BLOCK
+from tests.quant_data import TYPES, random_weight, reference, to_internal
+
+U = 2.0 ** -24
+C = 4.0  # see the module docstring
+
+
+def upload_weight(dev, t: str, raw: np.ndarray, rows: int, cols: int, splits=()) -> GPUWeight:
+    """GPUWeight of raw GGUF data (internal layout), split into chunks at the row indices `splits`."""
+    internal = to_internal(t, raw)
+    per_row = internal.nbytes // rows
+    if LAYOUT_OF[t] in ("f16", "bf16") and cols % 2:
+        assert not splits, "odd-cols 16-bit rows are not word-aligned; keep one chunk"
+    edges = [0, *splits, rows]
+    chunks = [Chunk(dev.upload(internal[a * per_row:b * per_row].tobytes(), kind="weights",
+                               label=f"w{a}"), a, b - a) for a, b in zip(edges, edges[1:])]
+    return GPUWeight(f"{t}_{rows}x{cols}", LAYOUT_OF[t], rows, cols, chunks)
+
+
+def magnitudes(t: str, raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """|terms| of the kernel's sums per element (see the module docstring)."""
+    if t in ("Q4_0", "Q5_0"):  # internal q4_1/q5_1 = GGUF Q4_1/Q5_1 bytes with m = -8d / -16d
+        raw, t = to_internal(t, raw), {"Q4_0": "Q4_1", "Q5_0": "Q5_1"}[t]
+    if t in ("Q4_1", "Q5_1", "Q4_K", "Q5_K"):
+        b = raw.copy().reshape(-1, GGUF_BLOCK[t][1])
+        b[:, 1] &= 0x7F                                        # d >= 0
+        b[:, 3] = b[:, 3] & 0x7F if t in ("Q4_1", "Q5_1") else b[:, 3] | 0x80  # m >= 0, dmin <= 0
+        return np.abs(reference(t, b.reshape(-1), rows, cols))
+    return np.abs(reference(t, raw, rows, cols))
+
+
+def case(dev, t, rows, cols, n_vec, splits=(), rng=None):
+    rng = rng or np.random.default_rng()
+    raw = random_weight(t, rows, cols, rng)
+    w = upload_weight(dev, t, raw, rows, cols, splits)
+    x = rng.standard_normal((n_vec, cols)).astype(np.float32)
+    ref = x.astype(np.float64) @ reference(t, raw, rows, cols).T
+    bound = C * np.sqrt(cols + 64) * U * (np.abs(x).astype(np.float64) @ magnitudes(t, raw, rows, cols).T)
+    return w, x, ref, bound
+
+
+def blocks_cols(t, nblocks):
+    return GGUF_BLOCK[t][0] * nblocks
+
+
+# (rows, blocks per row, n_vec): rows not multiples of the rows per workgroup; 1, 2, 3 blocks;
+# dense 40 and 1000 columns take the vector path, 1..3 the scalar one.
+SHAPES = [(1, 1, 1), (37, 2, 2), (300, 3, 1), (67, 40, 3), (5, 1000, 8)]
+
+
+@pytest.mark.parametrize("t", TYPES)
+@pytest.mark.parametrize("rows,nb,n_vec", SHAPES)
+def test_matvec_matches_reference(gpu, run, t, rows, nb, n_vec):
+    cols = blocks_cols(t, nb)
+    w, x, ref, bound = case(gpu, t, rows, cols, n_vec)
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gy = run(matvec(gpu, w, gx, n_vec=n_vec))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
+    err = np.abs(y - ref)
+    assert np.all(err <= bound + 1e-30), f"max err/bound {np.max(err / (bound + 1e-30)):.3g}"
+    for b in (gx, gy):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
+@pytest.mark.parametrize("t", TYPES)
+def test_chunks_bias_accumulate(gpu, run, t):
+    """Three uneven row chunks, f32 bias, and accumulate into an existing out (residual add)."""
+    rng = np.random.default_rng()
+    rows, n_vec = 203, 2
+    cols = blocks_cols(t, 3) if GGUF_BLOCK[t][0] > 1 else 96
+    w, x, ref, bound = case(gpu, t, rows, cols, n_vec, splits=(50, 51), rng=rng)
+    assert len(w.chunks) == 3
+    bias = rng.standard_normal(rows).astype(np.float32)
+    prev = rng.standard_normal((n_vec, rows)).astype(np.float32)
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gb = gpu.upload(bias.tobytes(), kind="activations", label="bias")
+    gy = gpu.upload(prev.tobytes(), kind="activations", label="y")
+    run(matvec(gpu, w, gx, out=gy, n_vec=n_vec, bias=gb, accumulate=True))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32).reshape(n_vec, rows)
+    want = ref + bias + prev
+    slack = 4 * U * (np.abs(bias) + np.abs(prev) + np.abs(want))
+    assert np.all(np.abs(y - want) <= bound + slack)
+    # bias without accumulate, into a fresh buffer
+    gy2 = run(matvec(gpu, w, gx, n_vec=n_vec, bias=gb))
+    y2 = np.frombuffer(run(gpu.read(gy2)), np.float32).reshape(n_vec, rows)
+    assert np.all(np.abs(y2 - (ref + bias)) <= bound + 4 * U * (np.abs(bias) + np.abs(ref + bias)))
+    for b in (gx, gb, gy, gy2):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
+@pytest.mark.parametrize("t,tpr", [("Q8_0", 256), ("F32", None)])
+def test_many_workgroups_spill_into_y(gpu, run, t, tpr):
+    """262145 rows (a Gemma-3-sized lm_head plus one): with 256 threads per row, 4 rows per
+    workgroup, the grid needs 65537 workgroups and spills into y (grid (32769, 2), one
+    workgroup unused); F32 uses its default mapping."""
+    rows, cols = 262145, 32
+    w, x, ref, bound = case(gpu, t, rows, cols, 1)
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gy = run(matvec(gpu, w, gx, tpr=tpr))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:rows]
+    assert np.all(np.abs(y - ref[0]) <= bound[0] + 1e-30)
+    for b in (gx, gy):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
+def test_rejects_bad_arguments(gpu, run):
+    w, x, _, _ = case(gpu, "Q8_0", 4, 32, 1)
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    with pytest.raises(ValueError, match="n_vec"):
+        run(matvec(gpu, w, gx, n_vec=9))
+    with pytest.raises(ValueError, match="accumulate"):
+        run(matvec(gpu, w, gx, accumulate=True))
+    with pytest.raises(ValueError, match="x holds"):
+        run(matvec(gpu, w, gx, n_vec=2))
+    gpu.destroy_buffer(gx)
+    w.destroy(gpu)
