@@ -24,6 +24,9 @@
 //   4 result : array<u32>        (DRAWS + n_draws,) written:
 //        [0] chosen id   [1] its logprob (f32 bits)   [2] n_logprobs   [3] kept tokens
 //        [4] max z   [5] sum exp((z - max) / T)   [6] cut value (kept: z >= cut; -inf = none)   [7] kept mass
+//        [8] RNG steps taken since the sampler was configured: read at the start of a step,
+//            incremented at its end, so a replayed decode plan needs no per-step write
+//            (Sampler.configure zeroes it)
 //        [16 + 2r], [17 + 2r] (r < n_logprobs): r-th most likely (id, logprob f32 bits);
 //                               ties -> lowest id (if more than 236 tokens tie at the n-th value,
 //                               which of those ids appear is not defined; their values are equal)
@@ -46,6 +49,7 @@ const WG: u32 = 256u;
 const MAX_LOGPROBS: u32 = 20u;
 const HEADER: u32 = 16u;
 const DRAWS: u32 = 56u;  // HEADER + 2 * MAX_LOGPROBS
+const STEP_WORD: u32 = 8u;
 const LOWEST: f32 = -3.402823e38;
 
 var<private> g_max: f32;
@@ -53,6 +57,8 @@ var<private> g_inv_t: f32;
 var<private> g_cut: u32;
 var<workgroup> aux: array<f32, 256>;
 var<workgroup> chosen_w: u32;
+var<workgroup> step_w: u32;   // result[8] as read at the start of this step
+var<private> g_step: u32;
 
 fn pcg(v: u32) -> u32 {
     let s = v * 747796405u + 2891336453u;
@@ -61,7 +67,7 @@ fn pcg(v: u32) -> u32 {
 }
 
 fn uniform01(d: u32) -> f32 {
-    let h = pcg(params.seed + pcg(params.step + pcg(d)));
+    let h = pcg(params.seed + pcg(params.step + g_step + pcg(d)));
     return f32(h >> 8u) * (1.0 / 16777216.0);
 }
 
@@ -160,6 +166,11 @@ fn top_logprobs(lid: u32, log_s: f32) {
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
     let lid = lid3.x;
     g_inv_t = inv_temperature();
+    if (lid == 0u) {
+        step_w = result[STEP_WORD];
+    }
+    workgroupBarrier();
+    g_step = step_w;
     // 1. Combine the per-chunk partials: max, argmax (ties -> lowest id), sum exp((z - max) / T).
     var m = LOWEST;
     var a = NONE;
@@ -261,6 +272,7 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
         // key 0 (no top-k / top-p cut) and the keys below -inf's are NaN patterns: report -inf
         result[6] = select(bitcast<u32>(key_value(g_cut)), 0xFF800000u, g_cut < 0x00800000u);
         result[7] = bitcast<u32>(kept_mass);
+        result[STEP_WORD] = g_step + 1u;
         if (params.record != 0u) {
             counts[chosen] += 1u;
         }

@@ -6,7 +6,8 @@
 //   greedy            1: argmax (temperature 0 or top_k 1); then temperature is taken as 1 for
 //                     the softmax statistics and logprobs
 //   top_k             0 = off;  top_p 1 = off;  min_p 0 = off
-//   seed, step        counter-based RNG input: draw d of a step uses pcg(seed, step, d)
+//   seed, step        counter-based RNG input: draw d of a step uses pcg(seed, step + n, d), where
+//                     n = steps taken since configure, kept on the GPU (sample.wgsl result[8])
 //   n_logprobs        top-n (id, logprob) pairs to write (0..20)
 //   n_draws           draws from the same distribution (1 normally; more only for tests)
 //   record            1: counts[chosen] += 1 at the end of the step (penalty bookkeeping)

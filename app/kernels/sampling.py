@@ -9,10 +9,10 @@ logprobs) is read back per step.
     sampler.sample(logits)                                   # 2 dispatches, params written first
     r = await sampler.read_result()                          # r.id, r.logprob, r.top
 
-With a recorded plan: `sampler.sample(logits, target=plan)` once, then per step
-`sampler.write_params()` (ONE 64-byte writeBuffer: the params and the RNG step counter) before
-the replay. The chosen token's count is incremented on the GPU (params.record), so a decode loop
-needs no host round trip for the penalties.
+With a recorded plan: `sampler.sample(logits, target=plan)` once, then just replay: the params
+uniform is written only when the settings change (configure), the RNG step counter lives on the
+GPU (sample.wgsl result[8], advanced by every step) and the chosen token's count is incremented
+on the GPU (params.record), so a decode step needs no sampler write and no host round trip.
 
 Per step: 2 dispatches. shaders/logits_penalty.wgsl (ceil(V / 1024) workgroups: penalties,
 per-chunk max / argmax / sum exp), then shaders/sample.wgsl (one workgroup: the cut by radix
@@ -35,6 +35,7 @@ from .grid import grid, uniform
 CHUNK = 1024           # logits per workgroup of logits_penalty.wgsl
 MAX_LOGPROBS = 20      # as OpenAI's top_logprobs
 HEADER = 16            # u32 words before the logprob pairs (sample.wgsl)
+STEP_WORD = 8          # result word holding the GPU-side RNG step counter (sample.wgsl)
 DRAWS = HEADER + 2 * MAX_LOGPROBS
 # shaders/sample_params.wgsl: vocab, n_wg, greedy, top_k | temperature, top_p, min_p,
 # repetition_penalty, presence_penalty, frequency_penalty | seed, step | n_logprobs, n_draws,
@@ -124,8 +125,8 @@ class Sampler:
         self.n_wg = -(-vocab // CHUNK)
         self.params = SamplingParams()
         self.seed = 0
-        self.step = 0
         self.record = True
+        self._written = None
         self._bind_cache: dict = {}
 
     async def setup(self) -> "Sampler":
@@ -153,8 +154,10 @@ class Sampler:
         chosen token on the GPU for the penalties."""
         self.params = params
         self.seed = secrets.randbits(32) if params.seed is None else params.seed
-        self.step = 0
         self.record = record
+        self.write_params()
+        # Restart the GPU-side step counter (result[8]).
+        self.dev.write(self.result, bytes(4), offset=4 * STEP_WORD)
 
     def reset(self) -> None:
         """Forget the context: all penalty counts to 0."""
@@ -176,7 +179,7 @@ class Sampler:
         dev.destroy_buffer(shape)
 
     def write_params(self, n_draws: int = 1, record: bool | None = None) -> None:
-        """The one per-step write: params and RNG step; advances the step counter."""
+        """Write the params uniform (after configure, or to change n_draws/record)."""
         if not 1 <= n_draws <= self.max_draws:
             raise ValueError(f"n_draws {n_draws} must be in [1, max_draws={self.max_draws}]")
         p = self.params
@@ -184,18 +187,17 @@ class Sampler:
         self.dev.write(self.uniform, struct.pack(
             _PARAMS_FMT, self.vocab, self.n_wg, int(p.greedy), p.top_k,
             p.temperature, p.top_p, p.min_p, p.repetition_penalty, p.presence_penalty,
-            p.frequency_penalty, self.seed, self.step & 0xFFFFFFFF,
+            p.frequency_penalty, self.seed, 0,
             p.logprobs, n_draws, int(record), 0))
-        self.step += 1
+        self._written = (n_draws, record)
 
     # -- per step ------------------------------------------------------------------------------
     def sample(self, logits: Buffer, target=None) -> None:
         """Dispatch (or record into `target`) the two sampling passes over `logits` (f32, at
-        least vocab entries). Without a target the params are written first (write_params);
-        with one, the caller writes them before each replay."""
-        if target is None:
+        least vocab entries). Each executed step advances the GPU-side RNG counter."""
+        if self._written != (1, self.record):
             self.write_params()
-        self._dispatch(logits, target or self.dev)
+        self._dispatch(logits, self.dev if target is None else target)
 
     def _dispatch(self, logits: Buffer, target) -> None:
         if logits.size < 4 * self.vocab:

@@ -319,9 +319,10 @@ def test_logprobs_match_numpy_log_softmax(gpu, run, vocab, params):
 
 
 def test_recorded_plan_replays_like_direct_sampling(gpu, run):
-    """sample(target=plan) once; per step write_params() + replay. Same seed -> the same ids
-    as direct calls, and the chosen tokens are counted on the GPU between replays (the
-    repetition penalty sees them without a host round trip)."""
+    """sample(target=plan) once; per step only a replay: no buffer write at all (the RNG step
+    counter and the penalty counts advance on the GPU). Same seed -> the same ids as direct
+    calls, and the chosen tokens are counted on the GPU between replays (the repetition penalty
+    sees them without a host round trip)."""
     vocab = 2000
     rng = np.random.default_rng()
     x = (rng.standard_normal(vocab) * 2).astype(np.float32)
@@ -343,10 +344,16 @@ def test_recorded_plan_replays_like_direct_sampling(gpu, run):
     s.reset()
     s.configure(params)
     replayed = []
-    for _ in range(8):
-        s.write_params()
-        gpu.replay(plan)
-        replayed.append(run(s.read_result()).id)
+    writes = []
+    real_write = gpu.write
+    gpu.write = lambda *a, **k: (writes.append(a[0].label), real_write(*a, **k))
+    try:
+        for _ in range(8):
+            gpu.replay(plan)
+            replayed.append(run(s.read_result()).id)
+    finally:
+        del gpu.write
+    assert writes == []
     counts = np.frombuffer(run(gpu.read(s.counts)), np.uint32)[:vocab]
     assert replayed == direct()
     assert np.array_equal(counts, np.bincount(replayed, minlength=vocab))
