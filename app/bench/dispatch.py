@@ -54,12 +54,38 @@ async def measure(dev: Device, n: int = 300, rounds: int = 7, batch: int = 5) ->
         await drain()
         if r:
             replay.append((t1 - t0) / (batch * n))
+    gpu = await gpu_cost(dev, plan, pipe, data, n, rounds)
     await dev.check("dispatch benchmark")
     for buf in (data, sink, step):
         dev.destroy_buffer(buf)
     a, b = statistics.median(per_call), statistics.median(replay)
     return {"backend": dev.backend, "adapter": describe(dev), "n": n, "rounds": rounds,
-            "batch": batch, "per_call_us": a * 1e6, "replay_us": b * 1e6, "ratio": a / b}
+            "batch": batch, "per_call_us": a * 1e6, "replay_us": b * 1e6, "ratio": a / b, **gpu}
+
+
+async def gpu_cost(dev: Device, plan, pipe, data, n: int, rounds: int) -> dict:
+    """GPU time per tiny dispatch inside one replayed pass (timestamps around the pass / n):
+    the fixed cost each dispatch adds on the GPU (launch + the barrier the implementation puts
+    between dispatches). Measured twice: every dispatch writing the same sink (a true
+    dependency) and each writing its own sink (no hazard between them)."""
+    if "timestamp-query" not in dev.features:
+        return {}
+    sinks = [dev.create_buffer(256, kind="activations", label=f"bench.sink{i}") for i in range(n)]
+    independent = dev.plan("bench.independent")
+    for s in sinks:
+        independent.dispatch(pipe, [dev.bind(pipe, [data, s])], (1, 1, 1))
+    out = {}
+    for name, p in (("gpu_same_sink_us", plan), ("gpu_own_sink_us", independent)):
+        timer = dev.timer()
+        times = []
+        for _ in range(rounds + 1):
+            dev.replay(p, timer=timer)
+            times.append(await timer.seconds())
+        out[name] = statistics.median(times[1:]) / n * 1e6
+        timer.destroy()
+    for s in sinks:
+        dev.destroy_buffer(s)
+    return out
 
 
 def describe(dev: Device) -> str:
@@ -73,4 +99,7 @@ def report(r: dict) -> str:
             f"  (a) per-call dispatch: {r['per_call_us']:8.2f} us/dispatch\n"
             f"  (b) plan replay:       {r['replay_us']:8.2f} us/dispatch "
             f"(plan of {r['n']}, {r['batch']} replays per round, median of {r['rounds']})\n"
-            f"  ratio (a)/(b):         {r['ratio']:8.1f}x")
+            f"  ratio (a)/(b):         {r['ratio']:8.1f}x"
+            + (f"\n  GPU time per dispatch in a replayed pass: {r['gpu_same_sink_us']:.2f} us "
+               f"(same output buffer), {r['gpu_own_sink_us']:.2f} us (own output buffers)"
+               if "gpu_same_sink_us" in r else ""))
