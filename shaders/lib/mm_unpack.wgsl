@@ -1,0 +1,56 @@
+// lib/mm_unpack.wgsl — bit-unpacking helpers of matmul_q.wgsl (a copy of the few lib/mv_unpack
+// helpers it needs, so the two kernels can change independently). Every helper works on named
+// scalars / vectors only: no function-local arrays and no dynamic indexing of values, which
+// NVIDIA's compiler may place in (slow) local memory.
+// Words hold 4 bytes b0..b3 little-endian (b0 = bits 0..7); vec4 results are in byte order.
+
+// Small unsigned ints (< 2^23) to f32 without the int->float conversion (quarter rate on NVIDIA):
+// OR them into the mantissa of 2^23 and subtract 2^23 + bias. Exact.
+fn mm_u2f(v: vec4<u32>, bias: f32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(v | vec4<u32>(0x4B000000u)) - (8388608.0 + bias);
+}
+
+// (b_i >> s) & mask for the 4 bytes of q.
+fn mm_bits(q: u32, s: u32, mask: u32) -> vec4<u32> {
+    return (vec4<u32>(q) >> vec4<u32>(s, s + 8u, s + 16u, s + 24u)) & vec4<u32>(mask);
+}
+
+// Bits s..s+3 of qh, one per value, as 0/1 (q5_1 high bits of elements s..s+3).
+fn mm_bit4(qh: u32, s: u32) -> vec4<u32> {
+    return (vec4<u32>(qh) >> vec4<u32>(s, s + 1u, s + 2u, s + 3u)) & vec4<u32>(1u);
+}
+
+// The 4 bytes as signed int8: (byte ^ 0x80) - 128.
+fn mm_i8(q: u32) -> vec4<f32> {
+    return mm_u2f(mm_bits(q, 0u, 0xFFu) ^ vec4<u32>(0x80u), 128.0);
+}
+
+// Byte i (0..3) of a word as a signed int8 (q6_k scales).
+fn mm_i8_at(q: u32, i: u32) -> f32 {
+    return f32(bitcast<i32>(q << (24u - 8u * i)) >> 24u);
+}
+
+// Byte k (0..11) of the packed q4_k/q5_k scale bytes held in words s0, s1, s2.
+fn mm_sbyte(s0: u32, s1: u32, s2: u32, k: u32) -> u32 {
+    let wsel = select(select(s2, s1, k < 8u), s0, k < 4u);
+    return (wsel >> (8u * (k & 3u))) & 0xFFu;
+}
+
+// (scale, min) of q4_k/q5_k sub-block j (0..7): ggml's get_scale_min_k4 on the 6-bit pairs.
+fn mm_scale_min(s0: u32, s1: u32, s2: u32, j: u32) -> vec2<f32> {
+    if (j < 4u) {
+        return vec2<f32>(f32(mm_sbyte(s0, s1, s2, j) & 63u), f32(mm_sbyte(s0, s1, s2, j + 4u) & 63u));
+    }
+    let a = mm_sbyte(s0, s1, s2, j + 4u);
+    let lo = mm_sbyte(s0, s1, s2, j - 4u);
+    let hi = mm_sbyte(s0, s1, s2, j);
+    return vec2<f32>(f32((a & 0xFu) | ((lo >> 6u) << 4u)), f32((a >> 4u) | ((hi >> 6u) << 4u)));
+}
+
+// 8 consecutive 16-bit values starting at half `odd` (0/1) of word r0: the words r0..r4 realigned
+// so that value 2i is the low half of result word i (the f16 / bf16 dense layouts, whose rows
+// start at any half-word when cols is odd).
+fn mm_align16(r: vec4<u32>, r4: u32, odd: bool) -> vec4<u32> {
+    let nxt = vec4<u32>(r.y, r.z, r.w, r4);
+    return select(r, (r >> vec4<u32>(16u)) | (nxt << vec4<u32>(16u)), vec4<bool>(odd));
+}
