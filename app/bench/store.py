@@ -1,0 +1,130 @@
+"""Weight store benchmark (docs/benchmarks.md, section "Weight store"), in headless Chromium:
+
+    python -m app.bench.store [--repeats 3]
+
+The bundled model (dist/models/, served by build.py's server on 127.0.0.1) is
+(a) fetched plainly (fetch + read the body, nothing kept)  vs  (b) Store.download into a fresh
+    IndexedDB database (16 MiB chunks, sha256 each, whole-file sha256 against the catalog);
+(c) read plainly from that database (one get per chunk record, no hashing)  vs
+(d) a cached load: IDBChunkSource.chunk(i) (sha256 verified on first read) written into one GPU
+    buffer, timed until the queue is drained; (e) is (c) plus the same GPU writes, to split
+    the cost of the upload from the cost of verification.
+Median of `repeats` rounds; each round uses a fresh database for (b) and a fresh source for (d).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+PLAIN_FETCH_JS = """async (url) => {
+  const reader = (await fetch(url, { cache: "no-store" })).body.getReader();
+  let n = 0;
+  for (;;) { const { done, value } = await reader.read(); if (done) return n; n += value.byteLength; }
+}"""
+
+PLAIN_READ_JS = """async (db, key, n) => {
+  const req = indexedDB.open(db);
+  await new Promise((ok) => { req.onsuccess = ok; });
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const get = req.result.transaction("chunks").objectStore("chunks").get([key, i]);
+    await new Promise((ok) => { get.onsuccess = ok; });
+    bytes += new Uint8Array(get.result.data).byteLength;
+  }
+  req.result.close();
+  return bytes;
+}"""
+
+PLAIN_READ_UPLOAD_JS = """async (db, key, n, device, buffer, chunkSize) => {
+  const req = indexedDB.open(db);
+  await new Promise((ok) => { req.onsuccess = ok; });
+  for (let i = 0; i < n; i++) {
+    const get = req.result.transaction("chunks").objectStore("chunks").get([key, i]);
+    await new Promise((ok) => { get.onsuccess = ok; });
+    const data = new Uint8Array(get.result.data);
+    device.queue.writeBuffer(buffer, i * chunkSize, data, 0, data.byteLength & ~3);
+  }
+  await device.queue.onSubmittedWorkDone();
+  req.result.close();
+}"""
+
+
+async def measure(dev, url: str, repeats: int = 3) -> dict:
+    """Runs in the page (`dev`: app.gpu's browser device). Seconds per phase, medians."""
+    import uuid
+
+    from pyodide.code import run_js
+
+    from app.store import FileSpec, Store
+
+    plain_fetch, plain_read, plain_upload = (run_js(PLAIN_FETCH_JS), run_js(PLAIN_READ_JS),
+                                             run_js(PLAIN_READ_UPLOAD_JS))
+    times = {k: [] for k in ("fetch", "download", "read", "read_upload", "cached_load")}
+    size = None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        size = int(await plain_fetch(url))
+        times["fetch"].append(time.perf_counter() - t)
+
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        store = await Store.open(name)
+        t = time.perf_counter()
+        (rec,) = await store.download(FileSpec(url, size=size))
+        times["download"].append(time.perf_counter() - t)
+        n, cs = rec["chunks"], rec["chunk_size"]
+
+        t = time.perf_counter()
+        await plain_read(name, url, n)
+        times["read"].append(time.perf_counter() - t)
+
+        buf = dev.create_buffer(size, kind="weights", label="bench")
+        t = time.perf_counter()
+        await plain_upload(name, url, n, dev._device, buf.handle, cs)
+        times["read_upload"].append(time.perf_counter() - t)
+
+        t = time.perf_counter()
+        src = await store.source(url)
+        for i in range(n):
+            data = await src.chunk(i)
+            dev.write(buf, data.subarray(0, int(data.byteLength) & ~3), i * cs)
+        await dev._device.queue.onSubmittedWorkDone()
+        times["cached_load"].append(time.perf_counter() - t)
+        dev.destroy_buffer(buf)
+        await store.delete_all()
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {"bytes": size, "chunks": n, "chunk_size": cs, "seconds": med, "all": times}
+
+
+def report(r: dict) -> str:
+    mb, s = r["bytes"] / 1e6, r["seconds"]
+    rows = [("(a) plain fetch", s["fetch"]), ("(b) Store.download", s["download"]),
+            ("(c) plain IndexedDB read", s["read"]), ("(e) plain read + GPU writes", s["read_upload"]),
+            ("(d) cached load (verify + GPU writes)", s["cached_load"])]
+    lines = [f"{r['bytes']:,} bytes, {r['chunks']} chunks of {r['chunk_size'] >> 20} MiB",
+             "| phase | s | MB/s |", "|---|---|---|"]
+    lines += [f"| {name} | {t:.3f} | {mb / t:,.0f} |" for name, t in rows]
+    lines.append(f"download/fetch {s['download'] / s['fetch']:.2f}x; cached load/plain read "
+                 f"{s['cached_load'] / s['read']:.2f}x; cached load/(plain read + GPU writes) "
+                 f"{s['cached_load'] / s['read_upload']:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.bench.store")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    from .browser import chromium, run_py
+    with chromium() as page:
+        url = page.evaluate("new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href")
+        code = ("from app.bench.store import measure\n"
+                f"result = await measure(dev, {url!r}, {args.repeats})")
+        r = run_py(page, code)["result"]
+    print(report(r))
+    print(json.dumps(r["all"]), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

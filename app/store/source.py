@@ -1,0 +1,79 @@
+"""IDBChunkSource: a cached file as a byte source (app/formats/sources.py's interface).
+
+    size: int
+    async read(offset, n) -> JS Uint8Array      a view into one chunk, or a copy when the range
+                                                spans chunks (both made in JS)
+    async chunk(index) -> JS Uint8Array         a whole verified chunk: loaders stream these
+
+Each chunk's sha256 is recomputed (SubtleCrypto) the first time this source reads it and
+compared with the one recorded when it was stored. A mismatch is re-fetched from the file's URL
+with a Range request when the file came from one (and checked against the recorded hash);
+otherwise IntegrityError. A corrupt chunk is never handed out. The last `keep` chunks read stay
+referenced so that the many small reads of a header parse cost one IndexedDB get.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from . import browser
+from .download import refetch_chunk
+from .errors import IntegrityError, NotCachedError
+from .plan import chunk_count, chunk_span, chunks_for_range
+
+
+class IDBChunkSource:
+    def __init__(self, store, record: dict, keep: int = 2):
+        if not record.get("complete"):
+            raise NotCachedError(f"{record['key']} is not completely downloaded")
+        self.store, self.record = store, record
+        self.key, self.size, self.chunk_size = record["key"], record["size"], record["chunk_size"]
+        self.n_chunks = chunk_count(self.size, self.chunk_size)
+        self.verified: set[int] = set()
+        self.repaired: list[int] = []
+        self._keep = keep
+        self._recent: OrderedDict = OrderedDict()
+
+    async def chunk(self, index: int):
+        if index in self._recent:
+            self._recent.move_to_end(index)
+            return self._recent[index]
+        data = await self._load(index)
+        self._recent[index] = data
+        while len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
+        return data
+
+    async def _load(self, index: int):
+        start, end = chunk_span(index, self.size, self.chunk_size)
+        verify = index not in self.verified
+        c = await self.store.idb.read_chunk(self.key, index, verify)
+        if c is None:
+            problem, expected = "is missing", None
+        elif c.size != end - start or int(c.data.byteLength) != end - start:
+            problem, expected = f"has {int(c.data.byteLength)} bytes, not {end - start}", c.sha256
+        elif verify and c.actual != c.sha256:
+            problem, expected = "does not match its sha256", c.sha256
+        else:
+            self.verified.add(index)
+            return c.data
+        if expected is None or not self.record.get("url"):
+            raise IntegrityError(f"chunk {index} of {self.record.get('name', self.key)} {problem} "
+                                 "and cannot be re-downloaded; delete the model and add it again")
+        data = await refetch_chunk(self.store, self.record, index, expected)
+        self.verified.add(index)
+        self.repaired.append(index)
+        return data
+
+    async def read(self, offset: int, n: int):
+        if offset < 0 or n < 0 or offset + n > self.size:
+            from app.formats.sources import SourceError
+            raise SourceError(f"read of {n} bytes at {offset} is outside the source "
+                              f"({self.size} bytes)")
+        parts = []
+        for i in chunks_for_range(offset, n, self.chunk_size):
+            base = i * self.chunk_size
+            lo, hi = max(offset, base) - base, min(offset + n, base + self.chunk_size) - base
+            parts.append((await self.chunk(i)).subarray(lo, hi))
+        if not parts:
+            return browser.empty()
+        return parts[0] if len(parts) == 1 else browser.concat(parts)

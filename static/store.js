@@ -1,0 +1,258 @@
+// LocalLLM weight store: the byte-moving half of app/store (Python decides, this file moves bytes).
+//
+// IndexedDB database (one per store name), version 1:
+//   files   keyPath "key"           {key, url, size, sha256, etag, chunk_size, complete, date, name}
+//   chunks  keyPath ["key","index"] {key, index, size, sha256, data: ArrayBuffer}
+// Every chunk but a file's last holds exactly chunk_size bytes; a chunk is written in its own
+// transaction, so it exists whole or not at all (that is what resume relies on).
+//
+// Bulk bytes never cross into Python: a download is `open` (fetch, headers only) then `pump` (a
+// reader loop that fills fixed-size chunks, hashes each with SubtleCrypto and puts it). Metadata
+// crosses as JSON strings (no null/undefined proxies). Failures are returned as
+// {error: {name, message}} values, not thrown, so Python sees exactly how far a transfer got.
+// Names: NetworkError, StallError, LengthError, QuotaExceededError, IDBError.
+
+const DB_VERSION = 1;
+const dbs = new Map();
+
+const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
+const fail = (name, message) => ({ name, message: String(message) });
+const chunkRange = (key) => IDBKeyRange.bound([key, 0], [key, Infinity]);
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error || new DOMException("transaction aborted", "AbortError"));
+  });
+}
+
+export function openDB(name) {
+  if (!dbs.has(name)) {
+    dbs.set(name, new Promise((resolve, reject) => {
+      const req = indexedDB.open(name, DB_VERSION);
+      req.onupgradeneeded = () => {
+        const db = req.result;
+        if (!db.objectStoreNames.contains("files")) db.createObjectStore("files", { keyPath: "key" });
+        if (!db.objectStoreNames.contains("chunks")) db.createObjectStore("chunks", { keyPath: ["key", "index"] });
+      };
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => { dbs.delete(name); reject(req.error); };
+      req.onblocked = () => reject(new DOMException(`IndexedDB ${name} is blocked by another tab`, "IDBError"));
+    }));
+  }
+  return dbs.get(name);
+}
+
+export function closeDB(name) {
+  const p = dbs.get(name);
+  dbs.delete(name);
+  return p ? p.then((db) => db.close()) : Promise.resolve();
+}
+
+// -- records ------------------------------------------------------------------------------------
+export async function getFile(db, key) {
+  return JSON.stringify((await request(db.transaction("files").objectStore("files").get(key))) ?? null);
+}
+
+export async function putFile(db, record) {
+  const tx = db.transaction("files", "readwrite");
+  tx.objectStore("files").put(record);
+  await done(tx);
+}
+
+export async function listFiles(db) {
+  const tx = db.transaction(["files", "chunks"]);
+  const files = await request(tx.objectStore("files").getAll());
+  const chunks = tx.objectStore("chunks");
+  for (const f of files) f.chunks_stored = await request(chunks.count(chunkRange(f.key)));
+  return JSON.stringify(files);
+}
+
+export async function chunkIndices(db, key) {
+  const keys = await request(db.transaction("chunks").objectStore("chunks").getAllKeys(chunkRange(key)));
+  return JSON.stringify(keys.map((k) => k[1]));
+}
+
+// Delete a file's chunks with index >= fromIndex, and its record when dropRecord.
+export async function deleteChunks(db, key, fromIndex = 0, dropRecord = false) {
+  const tx = db.transaction(["files", "chunks"], "readwrite");
+  tx.objectStore("chunks").delete(IDBKeyRange.bound([key, fromIndex], [key, Infinity]));
+  if (dropRecord) tx.objectStore("files").delete(key);
+  await done(tx);
+}
+
+export async function clearAll(db) {
+  const tx = db.transaction(["files", "chunks"], "readwrite");
+  tx.objectStore("files").clear();
+  tx.objectStore("chunks").clear();
+  await done(tx);
+}
+
+// -- chunks -------------------------------------------------------------------------------------
+export async function sha256(data) {
+  return hex(await crypto.subtle.digest("SHA-256", data));
+}
+
+async function storeChunk(db, key, index, bytes) {
+  // digest() and put() both copy `bytes` when called, so the caller may reuse its buffer after.
+  const digest = await sha256(bytes);
+  const tx = db.transaction("chunks", "readwrite");
+  tx.objectStore("chunks").put({ key, index, size: bytes.byteLength, sha256: digest, data: bytes });
+  await done(tx);
+  return digest;
+}
+
+export async function putChunk(db, key, index, bytes) {
+  try {
+    return JSON.stringify({ sha256: await storeChunk(db, key, index, bytes), error: null });
+  } catch (e) {
+    return JSON.stringify({ sha256: null, error: fail(e && e.name === "QuotaExceededError" ? e.name : "IDBError", e) });
+  }
+}
+
+// One chunk as {data: Uint8Array, meta: JSON {size, sha256 (recorded), actual (recomputed when
+// verify)}}, or {data: null} when it is not stored.
+export async function readChunk(db, key, index, verify) {
+  const rec = await request(db.transaction("chunks").objectStore("chunks").get([key, index]));
+  if (!rec) return { data: null, meta: "null" };
+  const data = new Uint8Array(rec.data);
+  const meta = { size: rec.size, sha256: rec.sha256, actual: verify ? await sha256(data) : null };
+  return { data, meta: JSON.stringify(meta) };
+}
+
+export function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.byteLength; }
+  return out;
+}
+
+// -- network ------------------------------------------------------------------------------------
+function withTimeout(promise, ms, onTimeout) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => { onTimeout(); reject(new DOMException(`no data for ${ms} ms`, "StallError")); }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Start a GET of bytes [start, end] (end null: to the end of the file). Resolves when the headers
+// are in: {meta: JSON {status, content_length, content_range, etag, error}, handle}.
+export async function open(url, start, end, stallMs) {
+  const controller = new AbortController();
+  const headers = {};
+  if (start > 0 || end != null) headers.Range = `bytes=${start}-${end == null ? "" : end}`;
+  try {
+    // no-store: the bytes go to IndexedDB; the HTTP cache would hold a second copy.
+    const resp = await withTimeout(fetch(url, { headers, cache: "no-store", signal: controller.signal }),
+                                   stallMs, () => controller.abort());
+    const h = (name) => resp.headers.get(name);
+    const meta = { status: resp.status, content_length: h("content-length"), content_range: h("content-range"),
+                   etag: h("etag"), error: null };
+    return { meta: JSON.stringify(meta), handle: { resp, controller } };
+  } catch (e) {
+    const error = fail(e && e.name === "StallError" ? "StallError" : "NetworkError", e);
+    return { meta: JSON.stringify({ status: 0, error }), handle: null };
+  }
+}
+
+export function abort(handle) {
+  if (handle) handle.controller.abort();
+}
+
+// Read handle's body into chunks key/firstIndex, firstIndex+1, ... of chunkSize bytes. `expected`
+// is the body length the caller asked for (null: unknown, the end of the stream ends the file).
+// A final partial chunk is stored only when the body is complete. onProgress(bytesReceived) is
+// called at most every 100 ms and after each stored chunk.
+// -> {chunks: stored, bytes: received, stored: bytes stored, error}
+export async function pump(db, handle, key, firstIndex, chunkSize, expected, stallMs, onProgress) {
+  const reader = handle.resp.body.getReader();
+  let buf = new Uint8Array(chunkSize), fill = 0, index = firstIndex, received = 0, stored = 0;
+  let last = 0;
+  const result = (error) => JSON.stringify({ chunks: index - firstIndex, bytes: received, stored, error });
+  const commit = async () => {
+    await storeChunk(db, key, index, fill === chunkSize ? buf : buf.subarray(0, fill));
+    stored += fill; index += 1; fill = 0;
+    onProgress(received);
+  };
+  try {
+    for (;;) {
+      let step;
+      try {
+        step = await withTimeout(reader.read(), stallMs, () => handle.controller.abort());
+      } catch (e) {
+        return result(fail(e && e.name === "StallError" ? "StallError" : "NetworkError", e));
+      }
+      if (step.done) break;
+      let value = step.value;
+      if (expected != null && received + value.byteLength > expected) {
+        handle.controller.abort();
+        return result(fail("LengthError", `the server sent more than the ${expected} bytes asked for`));
+      }
+      received += value.byteLength;
+      while (value.byteLength > 0) {
+        const n = Math.min(chunkSize - fill, value.byteLength);
+        buf.set(value.subarray(0, n), fill);
+        fill += n;
+        value = value.subarray(n);
+        if (fill === chunkSize) await commit();
+      }
+      const now = performance.now();
+      if (now - last > 100) { last = now; onProgress(received); }
+    }
+    if (fill > 0 && (expected == null || received === expected)) await commit();
+    return result(null);
+  } catch (e) {
+    handle.controller.abort();
+    return result(fail(e && e.name === "QuotaExceededError" ? e.name : "IDBError", e));
+  }
+}
+
+// The whole body (at most maxBytes) as a Uint8Array: for re-fetching one chunk.
+export async function readAll(handle, maxBytes, stallMs) {
+  const reader = handle.resp.body.getReader();
+  const out = new Uint8Array(maxBytes);
+  let fill = 0;
+  try {
+    for (;;) {
+      const step = await withTimeout(reader.read(), stallMs, () => handle.controller.abort());
+      if (step.done) break;
+      if (fill + step.value.byteLength > maxBytes) {
+        handle.controller.abort();
+        return { data: null, error: JSON.stringify(fail("LengthError", `more than ${maxBytes} bytes`)) };
+      }
+      out.set(step.value, fill);
+      fill += step.value.byteLength;
+    }
+  } catch (e) {
+    return { data: null, error: JSON.stringify(fail(e && e.name === "StallError" ? "StallError" : "NetworkError", e)) };
+  }
+  return { data: out.subarray(0, fill), error: "null" };
+}
+
+// -- storage manager and locks ------------------------------------------------------------------
+export async function estimate() {
+  const { usage, quota } = await navigator.storage.estimate();
+  return JSON.stringify({ usage, quota });
+}
+
+export async function persist() {
+  if (!navigator.storage || !navigator.storage.persist) return false;
+  return (await navigator.storage.persisted()) || (await navigator.storage.persist());
+}
+
+// Resolves with a release() function once the Web Lock `name` is held (this tab or worker holds
+// it until release() is called or the tab goes away).
+export function acquireLock(name) {
+  return new Promise((resolve, reject) => {
+    navigator.locks.request(name, () => new Promise((release) => resolve(() => release()))).catch(reject);
+  });
+}
