@@ -149,3 +149,54 @@ result = out
         assert r["bad"] == [], family
         assert r["tokens"] > 15000
         print(f"{family}: encoded {r['tokens']} tokens in {r['seconds']:.3f} s in the page")
+
+
+@pytest.mark.parametrize("name", ["smollm2", "gemma3-270m"])
+def test_real_gguf_converted_in_the_page(harness_page, dist, gemma_gguf, smollm2_gguf, name):
+    """The real model GGUF is read in the page (a Blob from fetch, through app.formats' BlobSource
+    and read_gguf), its vocabulary converted to tokenizer.json inside Pyodide and run through
+    @huggingface/tokenizers: ids identical to the CPython conversion run through Python
+    `tokenizers`, on the hard strings."""
+    import asyncio
+
+    from app.formats.gguf import read_gguf
+    from app.formats.sources import FileSource
+    from app.tokenizer.gguf_vocab import tokenizer_json_from_gguf
+
+    src_path = smollm2_gguf if name == "smollm2" else gemma_gguf
+    target = dist / "tokfix" / f"{name}.gguf"
+    target.parent.mkdir(exist_ok=True)
+    if not target.exists():
+        try:
+            target.hardlink_to(src_path)
+        except OSError:
+            shutil.copy(src_path, target)
+
+    def host_ids():
+        async def go():
+            src = FileSource(src_path)
+            try:
+                return tokenizer_json_from_gguf((await read_gguf(src)).metadata)
+            finally:
+                src.close()
+        tj = asyncio.run(go())
+        tok = tokenizers.Tokenizer.from_str(json.dumps(tj))
+        return [tok.encode(s).ids for s in HARD_STRINGS]
+
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright owns this thread's loop
+        want = pool.submit(host_ids).result()
+    code = LOAD + f"""
+import time
+from js import fetch
+from app.formats.gguf import read_gguf
+from app.formats.sources import BlobSource
+t0 = time.perf_counter()
+blob = await (await fetch("tokfix/{name}.gguf")).blob()
+tok = await Tokenizer.from_gguf(await read_gguf(BlobSource(blob)))
+seconds = time.perf_counter() - t0
+result = {{"ids": [tok.encode(s) for s in inputs["strings"]], "seconds": seconds}}
+"""
+    got = run_py(harness_page, code, {"strings": HARD_STRINGS})["result"]
+    assert got["ids"] == want
+    print(f"{name}: GGUF read + vocabulary conversion in the page took {got['seconds']:.2f} s")
