@@ -3,6 +3,8 @@
     dispatch [--n 300] [--no-browser]     host us/dispatch, per call vs replay, native + Chromium
     kernels [options] [--browser]         matvec GB/s vs the probe's peak (natively, or in
                                           headless Chromium with --browser); --help for options
+    tokenizer [--tokens 20000]            GGUF vocab conversion, encode and stream-decode speed,
+                                          natively and in headless Chromium
 """
 from __future__ import annotations
 
@@ -49,9 +51,12 @@ def kernels(argv) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("dispatch", "kernels"):
+    if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer"):
         print(__doc__, file=sys.stderr)
         return 2
+    if argv[0] == "tokenizer":
+        from .tokenizer import main as tokenizer
+        return tokenizer(argv[1:])
     return {"dispatch": dispatch, "kernels": kernels}[argv[0]](argv[1:])
 
 
