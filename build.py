@@ -177,7 +177,10 @@ def precache(out: Path) -> dict:
     files = {}
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out).as_posix()
-        if path.is_file() and not rel.startswith("models/") and rel != "sw.js":
+        # Model weights are cached in IndexedDB by app/store, not precached; the catalog is
+        # precached so the model list is there offline.
+        weights = rel.startswith("models/") and rel != "models/catalog.json"
+        if path.is_file() and not weights and rel != "sw.js":
             files[rel] = sha256_file(path)
     version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
     manifest = {"version": version, "files": files}

@@ -4,7 +4,8 @@
 // - install: fetch every precached file, verify its sha256, store it in cache localllm-<version>.
 // - activate: delete older localllm-* caches, take control of open pages.
 // - fetch: precached same-origin GETs are served cache-first; navigations fall back to the cached
-//   index.html offline; model files (models/, Range requests) and other origins go to the network
+//   index.html offline; model weights (models/ except the precached catalog.json, Range requests)
+//   and other origins go to the network
 //   untouched (weights are cached in IndexedDB by the engine, not here).
 const MANIFEST = self.__PRECACHE_MANIFEST__;
 const CACHE = `localllm-${MANIFEST.version}`;
@@ -43,7 +44,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(req.url);
   if (req.method !== "GET" || url.origin !== SCOPE.origin) return;
   const path = url.pathname.slice(SCOPE.pathname.length);
-  if (path.startsWith("models/") || req.headers.has("range")) return;
+  if (req.headers.has("range") || (path.startsWith("models/") && !(path in MANIFEST.files))) return;
   if (req.mode === "navigate") {
     event.respondWith((async () => {
       const cache = await caches.open(CACHE);

