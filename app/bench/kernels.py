@@ -1,7 +1,7 @@
 """Kernel benchmark: matvec GB/s per weight layout, over the streaming-read peak of a probe kernel
 measured on the same adapter in the same run.
 
-    python -m app.bench kernels [--small] [--layouts q4_1,q4_k] [--shapes 4096x4096] [--browser]
+    python -m app.bench kernels [--small] [--layouts q4_1,q4_k] [--shapes 4096x4096] [--q8] [--browser]
     node app/bench/node/run.mjs [same options]         (Dawn, see docs/benchmarks.md)
 
 1. Probe: shaders/probe_read.wgsl `main` reads a buffer of min(1 GiB, max storage binding) once
@@ -100,18 +100,22 @@ async def probe(dev: Device, size: int, pass_bytes: int, repeats: int) -> dict:
 
 
 async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, rotate: int,
-                       pass_bytes: int, repeats: int) -> dict:
+                       pass_bytes: int, repeats: int, q8: bool = False) -> dict:
     w_bytes = rows * row_bytes(layout, cols)
     copies = max(1, min(64, -(-rotate // w_bytes)))
     weights = [await random_weight(dev, layout, rows, cols) for _ in range(copies)]
     x = dev.create_buffer(4 * cols, kind="activations", label="bench.x")
     await fill(dev, x)
     y = dev.create_buffer(4 * rows, kind="activations", label="bench.y")
+    xq = None
+    if q8:  # x quantized once, outside the timed plan (one small dispatch per step in a model)
+        from ..kernels.matvec import quantize_x
+        xq = await quantize_x(dev, x, cols)
     try:
         plan = dev.plan(f"matvec {layout}")
         for _ in range(max(1, -(-pass_bytes // (copies * w_bytes)))):
             for w in weights:
-                await matvec(dev, w, x, out=y, target=plan)
+                await matvec(dev, w, x, out=y, target=plan, xq=xq)
         t, method = await time_plan(dev, plan, y, repeats)
         await dev.check(f"matvec {layout} {rows}x{cols}")
     finally:
@@ -119,6 +123,8 @@ async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, r
             w.destroy(dev)
         dev.destroy_buffer(x)
         dev.destroy_buffer(y)
+        if xq is not None:
+            xq.destroy(dev)
     moved = w_bytes + 4 * cols + 4 * rows
     return {"layout": layout, "rows": rows, "cols": cols, "bytes": moved, "seconds": t,
             "gbs": moved / t / 1e9, "method": method, "copies": copies, "dispatches": len(plan)}
@@ -139,6 +145,8 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated subset")
     ap.add_argument("--shapes", default=None, help="comma-separated ROWSxCOLS, e.g. 4096x4096")
     ap.add_argument("--repeats", type=int, default=5, help="timed passes per measurement")
+    ap.add_argument("--q8", action="store_true", help="quantized layouts use the int8-dot path "
+                    "(x quantized once per step by quantize_x, outside the timed plan)")
     ap.add_argument("--browser", action="store_true", help="(python -m app.bench only) run in "
                     "headless Chromium through the harness page")
     return ap.parse_args(list(argv))
@@ -166,12 +174,14 @@ async def main(argv=(), dev: Device | None = None) -> dict:
         print(f"app.kernels.matvec is missing ({e}): no matvec rows measured")
         results["error"] = f"app.kernels.matvec missing: {e}"
         return results
+    if args.q8:
+        print("--q8: q4_1/q5_1/q8_0a/q4_k/q5_k/q6_ka through matvec_q8 (int8 x, dot4I8Packed)")
     print(f"{'layout':7s} {'rows x cols':>14s} {'MB':>8s} {'us':>10s} {'GB/s':>8s} {'of peak':>8s}")
     for rows, cols in shapes:
         for layout in layouts:
             try:
                 r = await bench_matvec(dev, matvec, layout, rows, cols, rotate, pass_bytes,
-                                       args.repeats)
+                                       args.repeats, q8=args.q8)
             except Exception as e:  # noqa: BLE001 - one failing layout must not end the table
                 print(f"{layout:7s} {f'{rows}x{cols}':>14s} error: {type(e).__name__}: {e}",
                       flush=True)

@@ -18,10 +18,17 @@ Each thread owns RPT rows (4 for n_vec = 1, 2 for n_vec 2..4, 1 above) and reuse
 x values for all of them. Threads per row TPR = next power of two >= units / 2 (1..256); a
 256-invocation workgroup covers RPT * 256 / TPR rows. E.g. 4096 cols, n_vec 1: q4_1 -> 128
 units, TPR 64, 16 rows per workgroup; f32 -> 1024 units, TPR 256, 4 rows per workgroup.
+
+int8-dot path (opt-in, quantized layouts only): `xq = await quantize_x(dev, x, cols)` once per
+step (shaders/quantize_x.wgsl: int8 per 32-element block, d_x = amax / 127, exact f32 sum of x),
+then `matvec(..., xq=xq)` runs shaders/matvec_q8.wgsl (dot4I8Packed; units of 32 elements for
+q4_1/q5_1/q8_0a, 64 for the K-quants). Error: the x quantization, <= d_x / 2 per element times
+|the weight's scale part|. On an H100 1.3-2x faster than the exact path (docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 from ..gpu import Buffer, Device
 from .grid import grid, uniform
@@ -75,10 +82,12 @@ def plan(layout: str, cols: int) -> tuple[bool, int, int]:
 
 async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None, n_vec: int = 1,
                  bias: Buffer | None = None, accumulate: bool = False, target=None,
-                 tpr: int | None = None) -> Buffer:
+                 tpr: int | None = None, xq: "QuantX | None" = None) -> Buffer:
     """`out` is (n_vec, w.rows) f32; `bias` (w.rows,) f32 is added when given; accumulate adds
     the product (and bias) to out's contents (a fused residual add). `tpr` overrides the threads
-    per row (a power of two 1..256; tests and benchmarks)."""
+    per row (a power of two 1..256; tests and benchmarks). `xq` (from quantize_x of this x):
+    use the int8-dot path (shaders/matvec_q8.wgsl) for the layouts in Q8_UNIT; other layouts
+    ignore it and take the exact f32 path. The default (xq None) is the exact f32 path."""
     if not 1 <= n_vec <= MAX_VEC:
         raise ValueError(f"matvec: n_vec must be 1..{MAX_VEC}, got {n_vec}")
     if w.layout not in UNIT:
@@ -91,6 +100,8 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
         out = dev.create_buffer(4 * n_vec * w.rows, kind="activations", label=f"{w.name}.y")
     if out.size < 4 * n_vec * w.rows:
         raise ValueError(f"matvec {w.name}: out holds {out.size} B, needs ({n_vec}, {w.rows}) f32")
+    if xq is not None and w.layout in Q8_UNIT:
+        return await _matvec_q8(dev, w, xq, out, n_vec, bias, accumulate, target, tpr)
     scalar, units, row_words = plan(w.layout, w.cols)
     tpr = tpr or threads_per_row(units)
     if tpr & (tpr - 1) or not 1 <= tpr <= WG:
@@ -106,5 +117,82 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
         params = shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows,
                                xs, 0, label="matvec.params")
         bufs = [ch.buffer, xbind, out, params] + ([bias] if bias is not None else [])
+        (target or dev).dispatch(pipe, [dev.bind(pipe, bufs)], grid(-(-ch.rows // (rpt * WG // tpr))))
+    return out
+
+
+# ---- int8-dot decode path (llama.cpp's mmvq idea): x quantized once per step to int8 per 32-block
+# by shaders/quantize_x.wgsl, weights dotted with it by dot4I8Packed in shaders/matvec_q8.wgsl.
+# layout -> (define, elements per unit, unit spans 2 x blocks)
+Q8_UNIT = {"q4_1": ("Q4_1", 32, False), "q5_1": ("Q5_1", 32, False), "q8_0a": ("Q8_0A", 32, False),
+           "q4_k": ("Q4_K", 64, True), "q5_k": ("Q5_K", 64, True), "q6_ka": ("Q6_KA", 64, True)}
+
+
+@dataclass
+class QuantX:
+    """x (n_vec, cols) quantized per 32-element block: q = int8 x 4 per u32 (n_vec * cols / 4
+    words), ds = (d_x, exact f32 sum of x) per block, inv = the multiplier s used (q = round(x s)),
+    kept for tests. Reuse it for every matvec reading the same x in a step."""
+    q: Buffer
+    ds: Buffer
+    inv: Buffer
+    cols: int
+    n_vec: int
+
+    def destroy(self, dev: Device) -> None:
+        for b in (self.q, self.ds, self.inv):
+            dev.destroy_buffer(b)
+
+
+async def quantize_x(dev: Device, x: Buffer, cols: int, n_vec: int = 1, target=None,
+                     out: QuantX | None = None) -> QuantX:
+    """One dispatch: x (n_vec, cols) f32 -> QuantX (cols % 32 == 0)."""
+    if cols % 32:
+        raise ValueError(f"quantize_x: cols {cols} is not a multiple of 32")
+    if x.size < 4 * n_vec * cols:
+        raise ValueError(f"quantize_x: x holds {x.size} B, needs ({n_vec}, {cols}) f32")
+    blocks = n_vec * cols // 32
+    if out is None:
+        out = QuantX(dev.create_buffer(4 * blocks * 8, kind="activations", label="xq.q"),
+                     dev.create_buffer(8 * blocks, kind="activations", label="xq.ds"),
+                     dev.create_buffer(4 * blocks, kind="activations", label="xq.inv"), cols, n_vec)
+    pipe = await dev.pipeline("quantize_x", "main")
+    params = shape_uniform(dev, "<4I", blocks, 0, 0, 0, label="quantize_x.params")
+    bg = dev.bind(pipe, [(x, 0, 4 * n_vec * cols), out.q, out.ds, out.inv, params])
+    (target or dev).dispatch(pipe, [bg], grid(-(-blocks // WG)))
+    return out
+
+
+Q8_UNITS_PER_THREAD = 2  # units each thread walks per row (TPR = units / this, power of two)
+Q8_RPT = {1: 4}  # rows per thread by n_vec (else rows_per_thread(n_vec))
+Q8_FEW_WG = 256
+# Tuned on an H100 (native, 2026-11-24; units per thread 1/2/4 x rows per thread 1/2/4 tried):
+# 2 units and 4 rows per thread were best from 14336x4096 up, 1 unit below (see above).
+
+
+async def _matvec_q8(dev, w, xq, out, n_vec, bias, accumulate, target, tpr):
+    if xq.cols != w.cols or xq.n_vec < n_vec:
+        raise ValueError(f"matvec {w.name}: xq is ({xq.n_vec}, {xq.cols}), needs ({n_vec}, {w.cols})")
+    define, elems, pair = Q8_UNIT[w.layout]
+    units, row_words = w.cols // elems, row_bytes(w.layout, w.cols) // 4
+    if not tpr:
+        tpr = 1
+        while tpr < WG and tpr * Q8_UNITS_PER_THREAD < units:
+            tpr *= 2
+        # Few workgroups (<= Q8_FEW_WG, ~2 per H100 SM): one unit per thread instead, twice the
+        # workgroups (4096x4096 q4_1 on an H100: 36% of peak vs 32%; q4_k 27% vs 21%).
+        rpt0 = Q8_RPT.get(n_vec) or rows_per_thread(n_vec)
+        if tpr < WG and tpr < units and -(-w.rows // (rpt0 * WG // tpr)) <= Q8_FEW_WG:
+            tpr *= 2
+    if tpr & (tpr - 1) or not 1 <= tpr <= WG:
+        raise ValueError(f"matvec: tpr must be a power of two 1..{WG}, got {tpr}")
+    rpt = Q8_RPT.get(n_vec) or rows_per_thread(n_vec)
+    defines = {define: True, "PAIR": pair, "NV": n_vec, "RPT": rpt, "NACC": n_vec * rpt,
+               "RED": WG * n_vec * rpt, "BIAS": bias is not None, "ACC": accumulate}
+    pipe = await dev.pipeline("matvec_q8", "main", {"TPR": tpr}, defines)
+    for ch in w.chunks:
+        params = shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows,
+                               w.cols // 32, 0, label="matvec_q8.params")
+        bufs = [ch.buffer, xq.q, xq.ds, out, params] + ([bias] if bias is not None else [])
         (target or dev).dispatch(pipe, [dev.bind(pipe, bufs)], grid(-(-ch.rows // (rpt * WG // tpr))))
     return out

@@ -155,3 +155,46 @@ for b in (gx, step, table.buffer):
     for i, pos in enumerate(positions):
         ref, mag = ref_rope(x, pos, theta, rot, neox)
         assert np.all(np.abs(outs[f"y{i}"] - ref) <= mag * 2.0 ** -20), pos
+
+
+@pytest.mark.parametrize("t", ["Q4_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"])
+def test_matvec_q8_path(harness_page, t):
+    """The opt-in int8-dot decode path (quantize_x + matvec(xq=); dot4I8Packed) through Chrome's
+    shader compiler and SwiftShader: xq bit-exact against the numpy rebuild, y within the gpu
+    tier's bounds (tests/gpu/test_matvec_q8.py) against both the same-quantized-x and the exact
+    references."""
+    from app.kernels.layouts import GGUF_BLOCK, LAYOUT_OF
+    from tests.gpu.test_matvec_q8 import U as U8
+    from tests.gpu.test_matvec_q8 import check_quantize, split
+    rng = np.random.default_rng()
+    rows, nb = 45, 3
+    cols = GGUF_BLOCK[t][0] * nb
+    raw = random_weight(t, rows, cols, rng)
+    x = (rng.standard_normal(cols) * rng.uniform(0.1, 10, cols // 32).repeat(32)).astype(np.float32)
+    outs = browser_run(harness_page, f"""
+from app.kernels.layouts import Chunk, GPUWeight
+from app.kernels.matvec import matvec, quantize_x
+buf = dev.upload(inputs["w"], kind="weights")
+w = GPUWeight("w", "{LAYOUT_OF[t]}", {rows}, {cols}, [Chunk(buf, 0, {rows})])
+gx = dev.upload(inputs["x"], kind="activations")
+xq = await quantize_x(dev, gx, {cols})
+gy = await matvec(dev, w, gx, xq=xq)
+out("y", await dev.read(gy, 0, {4 * rows}), "float32", ({rows},))
+out("q", await dev.read(xq.q), "int8", (-1,))
+out("ds", await dev.read(xq.ds), "float32", (-1, 2))
+out("s", await dev.read(xq.inv), "float32", (-1,))
+xq.destroy(dev)
+for b in (buf, gx, gy):
+    dev.destroy_buffer(b)
+""", {"w": to_internal(t, raw), "x": x})
+    q, d, sx, s = outs["q"][:cols], outs["ds"][:, 0], outs["ds"][:, 1], outs["s"]
+    check_quantize(x, q, d, sx, s)
+    W, M = split(t, raw, rows, cols)
+    S = W - M
+    xh = (q.astype(np.float64).reshape(-1, 32) * d[:, None].astype(np.float64)).reshape(cols)
+    x64 = x.astype(np.float64)
+    bound = ((cols // 32 + 16) * U8 * (np.abs(S) @ np.abs(xh) + np.abs(M) @ np.abs(x64))
+             + 32 * U8 * (np.abs(M) @ np.abs(x64)))
+    assert np.all(np.abs(outs["y"] - (S @ xh + M @ x64)) <= bound + 1e-30)
+    bound2 = bound + np.abs(S) @ (np.repeat(d.astype(np.float64), 32) / 2 * (1 + 1e-5))
+    assert np.all(np.abs(outs["y"] - W @ x64) <= bound2 + 1e-30)
