@@ -35,7 +35,7 @@
 #if SHADER_F16
 enable f16;
 #endif
-#include lib/mm_unpack
+#include lib/mv_unpack
 
 struct Params {
     rows: u32,        // rows in this chunk
@@ -108,7 +108,7 @@ fn decode(r: R8, rb: u32, e0: u32) -> V8 {
 #if F16
 fn fetch(rb: u32, e0: u32) -> R8 { return fetch16(rb, e0); }
 fn decode(r: R8, rb: u32, e0: u32) -> V8 {
-    let h = mm_align16(r.a, r.b.x, ((rb + e0) & 1u) == 1u);
+    let h = mv_align16(r.a, r.b.x, ((rb + e0) & 1u) == 1u);
     return mask8(V8(vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)),
                     vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w))), e0);
 }
@@ -116,7 +116,7 @@ fn decode(r: R8, rb: u32, e0: u32) -> V8 {
 #if BF16
 fn fetch(rb: u32, e0: u32) -> R8 { return fetch16(rb, e0); }
 fn decode(r: R8, rb: u32, e0: u32) -> V8 {
-    let h = mm_align16(r.a, r.b.x, ((rb + e0) & 1u) == 1u);
+    let h = mv_align16(r.a, r.b.x, ((rb + e0) & 1u) == 1u);
     let lo = bitcast<vec4<f32>>(h << vec4<u32>(16u));           // values 0, 2, 4, 6
     let hi = bitcast<vec4<f32>>(h & vec4<u32>(0xFFFF0000u));    // values 1, 3, 5, 7
     return mask8(V8(vec4<f32>(lo.x, hi.x, lo.y, hi.y), vec4<f32>(lo.z, hi.z, lo.w, hi.w)), e0);
@@ -133,8 +133,8 @@ fn fetch(rb: u32, e0: u32) -> R8 {
 fn decode(r: R8, rb: u32, e0: u32) -> V8 {
     let s = 4u * ((e0 >> 4u) & 1u);
     let dm = unpack2x16float(r.a.x);
-    return V8(mm_u2f(mm_bits(r.a.y, s, 0xFu), 0.0) * dm.x + dm.y,
-              mm_u2f(mm_bits(r.a.z, s, 0xFu), 0.0) * dm.x + dm.y);
+    return V8(mv_u2f(mv_bits(r.a.y, s, 0xFu), 0.0) * dm.x + dm.y,
+              mv_u2f(mv_bits(r.a.z, s, 0xFu), 0.0) * dm.x + dm.y);
 }
 #endif
 #if Q5_1
@@ -148,9 +148,9 @@ fn decode(r: R8, rb: u32, e0: u32) -> V8 {
     let pp = (e0 >> 3u) & 3u;
     let s = 4u * (pp >> 1u);
     let dm = unpack2x16float(r.a.x);
-    let qa = mm_bits(r.a.z, s, 0xFu) | (mm_bit4(r.a.y, 8u * pp) << vec4<u32>(4u));
-    let qb = mm_bits(r.a.w, s, 0xFu) | (mm_bit4(r.a.y, 8u * pp + 4u) << vec4<u32>(4u));
-    return V8(mm_u2f(qa, 0.0) * dm.x + dm.y, mm_u2f(qb, 0.0) * dm.x + dm.y);
+    let qa = mv_bits(r.a.z, s, 0xFu) | (mv_bit4(r.a.y, 8u * pp) << vec4<u32>(4u));
+    let qb = mv_bits(r.a.w, s, 0xFu) | (mv_bit4(r.a.y, 8u * pp + 4u) << vec4<u32>(4u));
+    return V8(mv_u2f(qa, 0.0) * dm.x + dm.y, mv_u2f(qb, 0.0) * dm.x + dm.y);
 }
 #endif
 #if Q8_0A
@@ -161,7 +161,7 @@ fn fetch(rb: u32, e0: u32) -> R8 {
 }
 fn decode(r: R8, rb: u32, e0: u32) -> V8 {
     let d = unpack2x16float(r.a.x).x;
-    return V8(mm_i8(r.a.y) * d, mm_i8(r.a.z) * d);
+    return V8(mv_i8(r.a.y) * d, mv_i8(r.a.z) * d);
 }
 #endif
 #if Q4_K
@@ -176,11 +176,11 @@ fn decode(r: R8, rb: u32, e0: u32) -> V8 {
     let ee = e0 & 255u;
     let hi = (ee >> 5u) & 1u;
     let dd = unpack2x16float(r.a.x);
-    let sm = mm_scale_min(r.a.y, r.a.z, r.a.w, 2u * (ee >> 6u) + hi);
+    let sm = mv_scale_min(r.a.y, r.a.z, r.a.w, 2u * (ee >> 6u) + hi);
     let f = dd.x * sm.x;
     let m = dd.y * sm.y;
-    return V8(mm_u2f(mm_bits(r.b.x, 4u * hi, 0xFu), 0.0) * f - m,
-              mm_u2f(mm_bits(r.b.y, 4u * hi, 0xFu), 0.0) * f - m);
+    return V8(mv_u2f(mv_bits(r.b.x, 4u * hi, 0xFu), 0.0) * f - m,
+              mv_u2f(mv_bits(r.b.y, 4u * hi, 0xFu), 0.0) * f - m);
 }
 #endif
 #if Q5_K
@@ -198,12 +198,12 @@ fn decode(r: R8, rb: u32, e0: u32) -> V8 {
     let hi = (ee >> 5u) & 1u;
     let j = 2u * (ee >> 6u) + hi;
     let dd = unpack2x16float(r.a.x);
-    let sm = mm_scale_min(r.a.y, r.a.z, r.a.w, j);
+    let sm = mv_scale_min(r.a.y, r.a.z, r.a.w, j);
     let f = dd.x * sm.x;
     let m = dd.y * sm.y;
-    let qa = mm_bits(r.b.x, 4u * hi, 0xFu) | (mm_bits(r.b.z, j, 1u) << vec4<u32>(4u));
-    let qb = mm_bits(r.b.y, 4u * hi, 0xFu) | (mm_bits(r.b.w, j, 1u) << vec4<u32>(4u));
-    return V8(mm_u2f(qa, 0.0) * f - m, mm_u2f(qb, 0.0) * f - m);
+    let qa = mv_bits(r.b.x, 4u * hi, 0xFu) | (mv_bits(r.b.z, j, 1u) << vec4<u32>(4u));
+    let qb = mv_bits(r.b.y, 4u * hi, 0xFu) | (mv_bits(r.b.w, j, 1u) << vec4<u32>(4u));
+    return V8(mv_u2f(qa, 0.0) * f - m, mv_u2f(qb, 0.0) * f - m);
 }
 #endif
 #if Q6_KA
@@ -225,11 +225,11 @@ fn decode(r: R8, rb: u32, e0: u32) -> V8 {
     let ee = e0 & 255u;
     let g = (ee >> 5u) & 3u;
     let si = 8u * (ee >> 7u) + ((ee & 31u) >> 4u) + 2u * g;
-    let f = unpack2x16float(r.a.x).x * mm_i8_at(r.a.y, si & 3u);
+    let f = unpack2x16float(r.a.x).x * mv_i8_at(r.a.y, si & 3u);
     let s = 4u * (g >> 1u);
-    let qa = mm_bits(r.a.z, s, 0xFu) | (mm_bits(r.b.x, 2u * g, 3u) << vec4<u32>(4u));
-    let qb = mm_bits(r.a.w, s, 0xFu) | (mm_bits(r.b.y, 2u * g, 3u) << vec4<u32>(4u));
-    return V8(mm_u2f(qa, 32.0) * f, mm_u2f(qb, 32.0) * f);
+    let qa = mv_bits(r.a.z, s, 0xFu) | (mv_bits(r.b.x, 2u * g, 3u) << vec4<u32>(4u));
+    let qb = mv_bits(r.a.w, s, 0xFu) | (mv_bits(r.b.y, 2u * g, 3u) << vec4<u32>(4u));
+    return V8(mv_u2f(qa, 32.0) * f, mv_u2f(qb, 32.0) * f);
 }
 #endif
 

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from app.bench.browser import CHROMIUM_ARGS, Server, chromium_executable
+
 ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "gpu", "browser")
 ON_CI = bool(os.environ.get("CI"))
 
-# Chromium flags: WebGPU on (SwiftShader when there is no GPU) and no background traffic, as the
-# machines here have no internet (design.md). Playwright adds --no-sandbox/--enable-unsafe-swiftshader.
-CHROMIUM_ARGS = ["--enable-unsafe-webgpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# Chromium discovery and flags (CHROMIUM_ARGS) are shared with the benchmarks
+# (app/bench/browser.py): WebGPU on (SwiftShader without a GPU), no background traffic.
 
 
 def pytest_collection_modifyitems(config, items):
@@ -45,30 +41,6 @@ def run():
 
 
 # -- the built site and a real server ---------------------------------------------------------
-class Server:
-    def __init__(self, dist: Path):
-        self.dist = dist
-        self.proc = None
-        self.url = None
-
-    def start(self) -> "Server":
-        code = ("import sys, build; sys.exit(build.serve('127.0.0.1', 0, __import__('pathlib')"
-                f".Path({str(self.dist)!r})))")
-        self.proc = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in self.proc.stdout:
-            m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-            if m:
-                self.url = m.group(1)
-                return self
-        raise RuntimeError(f"server did not start (exit {self.proc.wait()})")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory) -> Path:
     """A fresh build of the site in a temporary folder (the checkout's dist/ is left alone)."""
@@ -86,27 +58,13 @@ def server(dist):
 
 
 # -- browsers ---------------------------------------------------------------------------------
-def chromium_executable() -> str | None:
-    """None when Playwright has its own Chromium; else Debian's chromium binary."""
-    try:
-        from playwright.sync_api import sync_playwright
-        with sync_playwright() as p:
-            if Path(p.chromium.executable_path).exists():
-                return None
-    except Exception:
-        pass
-    for cand in (shutil.which("chromium"), "/usr/lib/chromium/chromium", "/usr/bin/chromium",
-                 shutil.which("chromium-browser"), shutil.which("google-chrome")):
-        if cand and Path(cand).exists():
-            return cand
-    pytest.fail("no Chromium: install Debian's chromium (./test does this as root) or "
-                "`playwright install chromium`")
-
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     args = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
-    exe = chromium_executable()
+    try:
+        exe = chromium_executable()
+    except RuntimeError as e:
+        pytest.fail(f"{e} (./test installs Debian's chromium as root)")
     if exe:
         args["executable_path"] = exe
     return args

@@ -57,7 +57,7 @@ try {
 """
 
 # Chromium flags: WebGPU on (SwiftShader without a GPU), no background traffic (the machines have
-# no internet; same list as tests/conftest.py). Developer features give the benchmarks
+# no internet; tests/conftest.py uses this list too). Developer features give the benchmarks
 # unquantized GPU timestamps.
 CHROMIUM_ARGS = ["--enable-unsafe-webgpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -133,23 +133,41 @@ def chromium_executable() -> str | None:
     raise RuntimeError("no Chromium found: install Debian's chromium or `playwright install chromium`")
 
 
-@contextmanager
-def serve(dist: Path):
-    """build.py's server on 127.0.0.1 (a free port) for `dist`; yields the base URL."""
-    code = ("import sys, build, pathlib; sys.exit(build.serve('127.0.0.1', 0, "
-            f"pathlib.Path({str(dist)!r})))")
-    proc = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        for line in proc.stdout:
+class Server:
+    """build.py's server on 127.0.0.1 (a free port) for a built `dist`, in a subprocess:
+    `start()` returns once it listens (`url` set); `stop()` may be called more than once."""
+
+    def __init__(self, dist: Path):
+        self.dist = dist
+        self.proc = None
+        self.url = None
+
+    def start(self) -> "Server":
+        code = ("import sys, build, pathlib; sys.exit(build.serve('127.0.0.1', 0, "
+                f"pathlib.Path({str(self.dist)!r})))")
+        self.proc = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in self.proc.stdout:
             m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
             if m:
-                yield m.group(1)
-                return
-        raise RuntimeError(f"server did not start (exit {proc.wait()})")
+                self.url = m.group(1)
+                return self
+        raise RuntimeError(f"server did not start (exit {self.proc.wait()})")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@contextmanager
+def serve(dist: Path):
+    """Server(dist) for the duration of the block; yields the base URL."""
+    srv = Server(dist)
+    try:
+        yield srv.start().url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        srv.stop()
 
 
 @contextmanager

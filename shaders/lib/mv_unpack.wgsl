@@ -1,6 +1,8 @@
-// lib/mv_unpack.wgsl — small bit-unpacking helpers shared by matvec.wgsl and matmul_q.wgsl.
-// Every helper takes one u32 word holding 4 bytes b0..b3 (little-endian: b0 = bits 0..7) and
-// returns the 4 values in byte order as vec4<f32> (all conversions exact in f32).
+// lib/mv_unpack.wgsl — small bit-unpacking helpers shared by matvec.wgsl, matvec_q8.wgsl and
+// matmul_q.wgsl. Every helper takes u32 words holding 4 bytes b0..b3 (little-endian: b0 = bits
+// 0..7) and returns the values in byte order (all conversions exact in f32). Named scalars and
+// vectors only: no function-local arrays and no dynamic indexing of values, which NVIDIA's
+// compiler may place in (slow) local memory.
 
 // Small unsigned ints (< 2^23) to f32 without the int->float conversion (quarter rate on NVIDIA):
 // OR them into the mantissa of 2^23 and subtract 2^23 + bias. Exact.
@@ -53,4 +55,12 @@ fn mv_scale_min(s0: u32, s1: u32, s2: u32, j: u32) -> vec2<f32> {
 // bf16 pair in one word: element 0 in the low half.
 fn mv_bf16(q: u32) -> vec2<f32> {
     return vec2<f32>(bitcast<f32>(q << 16u), bitcast<f32>(q & 0xFFFF0000u));
+}
+
+// 8 consecutive 16-bit values starting at half `odd` (0/1) of word r0: the words r0..r4 realigned
+// so that value 2i is the low half of result word i (the f16 / bf16 dense layouts of matmul_q,
+// whose rows start at any half-word when cols is odd).
+fn mv_align16(r: vec4<u32>, r4: u32, odd: bool) -> vec4<u32> {
+    let nxt = vec4<u32>(r.y, r.z, r.w, r4);
+    return select(r, (r >> vec4<u32>(16u)) | (nxt << vec4<u32>(16u)), vec4<bool>(odd));
 }

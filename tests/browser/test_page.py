@@ -7,9 +7,8 @@ import random
 from urllib.parse import urlparse
 
 import numpy as np
-import pytest
 
-from tests.conftest import Server
+from app.bench.browser import Server
 
 BOOT_TIMEOUT_MS = 180_000  # Pyodide start-up on a 2-core machine, first load without cache
 
