@@ -1,0 +1,221 @@
+"""Upload a checkpoint's tensors to the GPU, tensor by tensor as they are read (never the whole
+file in memory), into the per-layer records the forward pass reads.
+
+Matrices become GPUWeights in an internal layout (app/kernels/quant.upload_weight; or, for an
+F32/F16/BF16 safetensors checkpoint with `quantize`, app/kernels/quantize_weight on the GPU).
+Vectors (norm weights, biases) become f32 buffers. Fused tensors (Phi-3's attn_qkv and gate|up
+ffn_up) are split by rows into their parts at upload, so every family runs the same blocks.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..gpu import Buffer, Device
+from ..kernels.dequant import dequantize
+from ..kernels.layouts import GPUWeight
+from ..kernels.quant import _byte_source, gguf_row_bytes, upload_weight
+from ..formats.sources import as_bytes
+from .config import ModelConfig
+from .tensors import TensorSet
+
+DENSE = ("F32", "F16", "BF16")
+QUANTIZE = {"q8_0": "q8_0", "q4": "q4"}
+
+
+class QuantizeOptionError(ValueError):
+    """`quantize` was asked for a model whose weights are already quantized, or is unknown."""
+
+
+@dataclass
+class LayerWeights:
+    attn_norm: Buffer
+    q: GPUWeight
+    k: GPUWeight
+    v: GPUWeight
+    o: GPUWeight
+    ffn_norm: Buffer
+    gate: GPUWeight
+    up: GPUWeight
+    down: GPUWeight
+    q_bias: Buffer | None = None
+    k_bias: Buffer | None = None
+    v_bias: Buffer | None = None
+    q_norm: Buffer | None = None
+    k_norm: Buffer | None = None
+    post_attn_norm: Buffer | None = None
+    post_ffw_norm: Buffer | None = None
+
+
+@dataclass
+class ModelWeights:
+    token_embd: GPUWeight
+    output_norm: Buffer
+    output: GPUWeight               # token_embd itself when the embeddings are tied
+    layers: list[LayerWeights]
+    rope_freqs: list | None = None  # llama3 GGUF files: per-pair frequency divisors
+    rope_long: list | None = None   # phi3 GGUF files: longrope factors
+    rope_short: list | None = None
+    owned: list = field(default_factory=list)   # everything to free on destroy
+
+    def destroy(self, dev: Device) -> None:
+        for o in self.owned:
+            if isinstance(o, GPUWeight):
+                o.destroy(dev)
+            else:
+                dev.destroy_buffer(o)
+        self.owned.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(o.nbytes if isinstance(o, GPUWeight) else o.size for o in self.owned)
+
+
+class _Uploader:
+    def __init__(self, dev: Device, ts: TensorSet, quantize: str | None,
+                 progress: Callable | None):
+        self.dev, self.ts, self.quantize, self.progress = dev, ts, quantize, progress
+        self.owned: list = []
+        self.total = sum(self._nbytes(n) for n in ts.names)
+        self.done = 0
+
+    def _nbytes(self, name: str) -> int:
+        shape = self.ts.shape(name)
+        cols = shape[-1]
+        rows = 1
+        for d in shape[:-1]:
+            rows *= d
+        try:
+            return rows * gguf_row_bytes(self.ts.type(name), cols)
+        except (KeyError, ValueError):
+            return 0
+
+    def _advance(self, name: str) -> None:
+        self.done += self._nbytes(name)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    async def vector(self, name: str) -> Buffer:
+        """(n,) f32 buffer of a 1-D tensor (norm weight, bias) of type F32, F16 or BF16."""
+        t, shape = self.ts.type(name), self.ts.shape(name)
+        n = shape[-1]
+        raw = await self.ts.data(name)
+        if t == "F32":
+            buf = self.dev.upload(raw, kind="weights", label=name)
+        else:
+            w = await upload_weight(self.dev, name, t, raw, 1, n)
+            try:
+                buf = self.dev.create_buffer(4 * n, kind="weights", label=name)
+                await dequantize(self.dev, w, out=buf)
+            finally:
+                w.destroy(self.dev)
+        self.owned.append(buf)
+        self._advance(name)
+        return buf
+
+    async def floats(self, name: str) -> list:
+        """A small F32 tensor read to the host (rope frequency factors)."""
+        if self.ts.type(name) != "F32":
+            raise QuantizeOptionError(f"tensor {name!r} should be F32, is {self.ts.type(name)}")
+        data = bytes(as_bytes(await self.ts.data(name)))
+        self._advance(name)
+        return list(struct.unpack(f"<{len(data) // 4}f", data))
+
+    async def matrix(self, name: str, parts: tuple = ()) -> GPUWeight | list[GPUWeight]:
+        """A 2-D tensor as one GPUWeight, or split by rows into `parts` = ((name, rows), ...)."""
+        t, shape = self.ts.type(name), self.ts.shape(name)
+        if len(shape) != 2:
+            raise ValueError(f"tensor {name!r} has shape {shape}, expected a matrix")
+        rows, cols = shape
+        raw = await self.ts.data(name)
+        if not parts:
+            parts = ((name, rows),)
+        if sum(r for _, r in parts) != rows:
+            raise ValueError(f"tensor {name!r} has {rows} rows, expected "
+                             f"{' + '.join(str(r) for _, r in parts)}")
+        row_b = gguf_row_bytes(t, cols)
+        size, piece = _byte_source(name, raw)
+        out, r0 = [], 0
+        for part, n in parts:
+            data = piece(r0 * row_b, (r0 + n) * row_b) if len(parts) > 1 else raw
+            out.append(await self._upload(part, t, data, n, cols))
+            r0 += n
+        self._advance(name)
+        return out if len(out) > 1 else out[0]
+
+    async def _upload(self, name, t, data, rows, cols) -> GPUWeight:
+        if self.quantize and t in DENSE:
+            from ..kernels.quantize_weight import quantize_weight
+            w = await quantize_weight(self.dev, name, t, data, rows, cols, QUANTIZE[self.quantize])
+        else:
+            w = await upload_weight(self.dev, name, t, data, rows, cols)
+        self.owned.append(w)
+        return w
+
+
+async def load_weights(dev: Device, ts: TensorSet, cfg: ModelConfig, quantize: str | None = None,
+                       progress: Callable | None = None) -> ModelWeights:
+    """All weights of `cfg`'s model from `ts`, uploaded in file order per layer. `progress(done,
+    total)` gets byte counts after each tensor. On any error everything uploaded is freed."""
+    if quantize is not None:
+        if quantize not in QUANTIZE:
+            raise QuantizeOptionError(f"quantize must be one of {sorted(QUANTIZE)} or None, "
+                                      f"got {quantize!r}")
+        if ts.type("token_embd.weight") not in DENSE:
+            raise QuantizeOptionError("quantize applies to F32/F16/BF16 checkpoints; this model "
+                                      f"is already {ts.type('token_embd.weight')}")
+    up = _Uploader(dev, ts, quantize, progress)
+    try:
+        return await _load(up, ts, cfg)
+    except BaseException:
+        ModelWeights(None, None, None, [], owned=up.owned).destroy(dev)
+        raise
+
+
+async def _load(up: _Uploader, ts: TensorSet, cfg: ModelConfig) -> ModelWeights:
+    q_rows, kv_rows = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+    embd = await up.matrix("token_embd.weight")
+    layers = []
+    for i in range(cfg.n_layers):
+        p = f"blk.{i}."
+        opt = {}
+        attn_norm = await up.vector(p + "attn_norm.weight")
+        if p + "attn_qkv.weight" in ts:
+            q, k, v = await up.matrix(p + "attn_qkv.weight", ((p + "attn_q.weight", q_rows),
+                                                              (p + "attn_k.weight", kv_rows),
+                                                              (p + "attn_v.weight", kv_rows)))
+        else:
+            q = await up.matrix(p + "attn_q.weight")
+            k = await up.matrix(p + "attn_k.weight")
+            v = await up.matrix(p + "attn_v.weight")
+        for key, name in (("q_bias", "attn_q.bias"), ("k_bias", "attn_k.bias"),
+                          ("v_bias", "attn_v.bias")):
+            if cfg.qkv_bias and p + name in ts:
+                opt[key] = await up.vector(p + name)
+        if cfg.qk_norm:
+            opt["q_norm"] = await up.vector(p + "attn_q_norm.weight")
+            opt["k_norm"] = await up.vector(p + "attn_k_norm.weight")
+        o = await up.matrix(p + "attn_output.weight")
+        if cfg.post_norms:
+            opt["post_attn_norm"] = await up.vector(p + "post_attention_norm.weight")
+            opt["post_ffw_norm"] = await up.vector(p + "post_ffw_norm.weight")
+        ffn_norm = await up.vector(p + "ffn_norm.weight")
+        if p + "ffn_gate.weight" in ts:
+            gate = await up.matrix(p + "ffn_gate.weight")
+            upw = await up.matrix(p + "ffn_up.weight")
+        else:   # phi3: ffn_up holds gate rows then up rows
+            gate, upw = await up.matrix(p + "ffn_up.weight", ((p + "ffn_gate.weight", cfg.ffn_dim),
+                                                              (p + "ffn_up.weight", cfg.ffn_dim)))
+        down = await up.matrix(p + "ffn_down.weight")
+        layers.append(LayerWeights(attn_norm, q, k, v, o, ffn_norm, gate, upw, down, **opt))
+    out_norm = await up.vector("output_norm.weight")
+    output = embd if cfg.tied_embeddings or "output.weight" not in ts else \
+        await up.matrix("output.weight")
+    w = ModelWeights(embd, out_norm, output, layers, owned=up.owned)
+    if "rope_freqs.weight" in ts:
+        w.rope_freqs = await up.floats("rope_freqs.weight")
+    if "rope_factors_long.weight" in ts:
+        w.rope_long = await up.floats("rope_factors_long.weight")
+        w.rope_short = await up.floats("rope_factors_short.weight")
+    return w
