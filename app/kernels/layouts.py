@@ -78,8 +78,9 @@ def row_bytes(layout: str, k: int) -> int:
 
 @dataclass
 class Chunk:
-    """Rows [row0, row0 + rows) of a weight, in their own buffer (starting at byte 0)."""
-    buffer: Buffer
+    """Rows [row0, row0 + rows) of a weight, in their own buffer (starting at byte 0), or in a
+    (Buffer, byte offset, byte size) view of a buffer another weight owns (GPUWeight.view)."""
+    buffer: Buffer | tuple
     row0: int
     rows: int
 
@@ -99,6 +100,19 @@ class GPUWeight:
     @property
     def nbytes(self) -> int:
         return sum(c.buffer.size for c in self.chunks)
+
+    def view(self, name: str, row0: int, rows: int, align: int = 256) -> "GPUWeight | None":
+        """Rows [row0, row0 + rows) as a weight of their own that shares this one's buffer (a
+        fused q|k|v matrix read as q, k and v by prefill), or None when this weight is split into
+        several chunks or the rows do not start at a multiple of `align` bytes (WebGPU's
+        minStorageBufferOffsetAlignment). Views own nothing: destroy the parent."""
+        if len(self.chunks) != 1 or not isinstance(self.chunks[0].buffer, Buffer):
+            return None
+        rb = row_bytes(self.layout, self.cols)
+        if (row0 * rb) % align or row0 + rows > self.rows:
+            return None
+        view = (self.chunks[0].buffer, row0 * rb, rows * rb)
+        return GPUWeight(name, self.layout, rows, self.cols, [Chunk(view, 0, rows)])
 
     def destroy(self, dev) -> None:
         for c in self.chunks:

@@ -14,8 +14,14 @@ from ..gpu import Buffer, Device
 from .grid import grid
 
 
-def _span(buf: Buffer, n: int, what: str) -> tuple:
-    """Binding of exactly the first n floats of buf (shaders take lengths from arrayLength)."""
+def _span(buf, n: int, what: str) -> tuple:
+    """Binding of exactly the first n floats of buf, a Buffer or a (Buffer, offset, size) view
+    (shaders take lengths from arrayLength)."""
+    if isinstance(buf, tuple):
+        b, off, size = buf
+        if size < 4 * n:
+            raise ValueError(f"{what}: view of {b.label!r} holds {size} bytes, needs {4 * n}")
+        return (b, off, 4 * n)
     if buf.size < 4 * n:
         raise ValueError(f"{what}: buffer {buf.label!r} holds {buf.size} bytes, needs {4 * n}")
     return (buf, 0, 4 * n)

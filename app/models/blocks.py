@@ -49,18 +49,20 @@ class Activations:
     a: Buffer       # (T, n_heads * head_dim) attention output
     g: Buffer       # (T, ffn) gate, then act(gate) * up
     u: Buffer       # (T, ffn) up
+    qkv: Buffer     # (1, (n_heads + 2 n_kv_heads) * head_dim): decode's fused q | k | v
+    gu: Buffer      # (T, 2 * ffn) fused gate | up
 
     @classmethod
     def create(cls, dev: Device, cfg: ModelConfig, tokens: int, label: str) -> "Activations":
         qd, kvd = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
         sizes = dict(x=cfg.dim, xn=cfg.dim, t=cfg.dim, q=qd, k=kvd, v=kvd, a=qd,
-                     g=cfg.ffn_dim, u=cfg.ffn_dim)
+                     g=cfg.ffn_dim, u=cfg.ffn_dim, qkv=qd + 2 * kvd, gu=2 * cfg.ffn_dim)
         return cls(tokens, **{n: dev.create_buffer(4 * tokens * d, kind="activations",
                                                    label=f"{label}.{n}")
                                for n, d in sizes.items()})
 
     def destroy(self, dev: Device) -> None:
-        for n in ("x", "xn", "t", "q", "k", "v", "a", "g", "u"):
+        for n in ("x", "xn", "t", "q", "k", "v", "a", "g", "u", "qkv", "gu"):
             dev.destroy_buffer(getattr(self, n))
 
 
@@ -91,19 +93,32 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
     await embedding(dev, w.token_embd, ids, T, out=a.x, scale=cfg.embed_scale, target=plan)
     await norm(a.x, w.layers[0].attn_norm, T, dim, a.xn)
     for i, lw in enumerate(w.layers):
-        await linear(lw.q, a.xn, a.q, lw.q_bias)
-        await linear(lw.k, a.xn, a.k, lw.k_bias)
-        await linear(lw.v, a.xn, a.v, lw.v_bias)
-        if cfg.qk_norm:
-            await norm(a.q, lw.q_norm, T * nh, hd, a.q)
-            await norm(a.k, lw.k_norm, T * nkv, hd, a.k)
-        await rope(dev, a.q, ropes[i], step, T, nh, hd, neox=cfg.rope_neox, target=plan)
-        await rope(dev, a.k, ropes[i], step, T, nkv, hd, neox=cfg.rope_neox, target=plan)
-        k, v = _view(a.k, T, nkv * hd), _view(a.v, T, nkv * hd)
+        if T == 1 and lw.qkv is not None:
+            # Decode: one matvec for q | k | v into a.qkv; q and k are adjacent, so one RoPE
+            # dispatch covers both; k and v are read through aligned views.
+            await linear(lw.qkv, a.xn, a.qkv, lw.qkv_bias)
+            q, k, v = (a.qkv, 0, 4 * nh * hd), (a.qkv, 4 * nh * hd, 4 * nkv * hd), \
+                (a.qkv, 4 * (nh + nkv) * hd, 4 * nkv * hd)
+            if cfg.qk_norm:
+                await norm(q, lw.q_norm, nh, hd, q)
+                await norm(k, lw.k_norm, nkv, hd, k)
+            await rope(dev, a.qkv, ropes[i], step, 1, nh + nkv, hd, neox=cfg.rope_neox,
+                       target=plan)
+        else:
+            await linear(lw.q, a.xn, a.q, lw.q_bias)
+            await linear(lw.k, a.xn, a.k, lw.k_bias)
+            await linear(lw.v, a.xn, a.v, lw.v_bias)
+            if cfg.qk_norm:
+                await norm(a.q, lw.q_norm, T * nh, hd, a.q)
+                await norm(a.k, lw.k_norm, T * nkv, hd, a.k)
+            await rope(dev, a.q, ropes[i], step, T, nh, hd, neox=cfg.rope_neox, target=plan)
+            await rope(dev, a.k, ropes[i], step, T, nkv, hd, neox=cfg.rope_neox, target=plan)
+            q = _view(a.q, T, nh * hd)
+            k, v = _view(a.k, T, nkv * hd), _view(a.v, T, nkv * hd)
         await kv_write(dev, cache, i, k, v, step, target=plan)
         window = cfg.sliding_window if cfg.is_local(i) else 0
         attend = attention_decode if T == 1 else attention_prefill
-        await attend(dev, _view(a.q, T, nh * hd), cache, i, step, nh,
+        await attend(dev, q, cache, i, step, nh,
                      out=_view(a.a, T, nh * hd), scale=cfg.scale, softcap=cfg.attn_softcap,
                      window=window, target=plan)
         if cfg.post_norms:
@@ -113,9 +128,14 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
         else:
             await linear(lw.o, a.a, a.x, accumulate=True)
             await norm(a.x, lw.ffn_norm, T, dim, a.xn)
-        await linear(lw.gate, a.xn, a.g)
-        await linear(lw.up, a.xn, a.u)
-        await glu(dev, a.g, a.u, T * cfg.ffn_dim, kind=cfg.activation, out=a.g, target=plan)
+        if lw.gate_up is not None:
+            await linear(lw.gate_up, a.xn, a.gu)              # (T, 2 * ffn): gate | up per row
+            await glu(dev, a.gu, None, T * cfg.ffn_dim, kind=cfg.activation, out=a.g,
+                      fused_ffn=cfg.ffn_dim, target=plan)
+        else:
+            await linear(lw.gate, a.xn, a.g)
+            await linear(lw.up, a.xn, a.u)
+            await glu(dev, a.g, a.u, T * cfg.ffn_dim, kind=cfg.activation, out=a.g, target=plan)
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.output_norm
         if cfg.post_norms:
             await linear(lw.down, a.g, a.t)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..gpu import Buffer, Device
 from ..kernels.dequant import dequantize
-from ..kernels.layouts import GPUWeight
+from ..kernels.layouts import LAYOUT_OF, GPUWeight, row_bytes, rows_per_chunk
 from ..kernels.quant import _byte_source, gguf_row_bytes, upload_weight
 from ..formats.sources import as_bytes
 from .config import ModelConfig
@@ -24,21 +24,41 @@ DENSE = ("F32", "F16", "BF16")
 QUANTIZE = {"q8_0": "q8_0", "q4": "q4"}
 
 
+def _concat(parts):
+    """One byte array of `parts` back to back: JS Uint8Arrays stay in JS (the page), anything
+    else is joined in Python. Used for one layer's q|k|v or gate|up (a few MB), never a file."""
+    if all(hasattr(p, "subarray") for p in parts):
+        from js import Uint8Array
+        out = Uint8Array.new(sum(int(p.byteLength) for p in parts))
+        off = 0
+        for p in parts:
+            out.set(p, off)
+            off += int(p.byteLength)
+        return out
+    return b"".join(memoryview(p).cast("B") for p in parts)
+
+
 class QuantizeOptionError(ValueError):
     """`quantize` was asked for a model whose weights are already quantized, or is unknown."""
 
 
 @dataclass
 class LayerWeights:
+    """One block's weights. `qkv` (rows q | k | v) and `gate_up` (rows gate | up) are the fused
+    forms the decode step uses (one matvec instead of three / two); q, k, v are then views of
+    qkv's buffer for prefill, and gate/up are None (prefill runs gate_up too)."""
     attn_norm: Buffer
     q: GPUWeight
     k: GPUWeight
     v: GPUWeight
     o: GPUWeight
     ffn_norm: Buffer
-    gate: GPUWeight
-    up: GPUWeight
+    gate: GPUWeight | None
+    up: GPUWeight | None
     down: GPUWeight
+    qkv: GPUWeight | None = None
+    qkv_bias: Buffer | None = None
+    gate_up: GPUWeight | None = None
     q_bias: Buffer | None = None
     k_bias: Buffer | None = None
     v_bias: Buffer | None = None
@@ -114,6 +134,14 @@ class _Uploader:
         self._advance(name)
         return buf
 
+    async def joined(self, name: str, parts: list[Buffer]) -> Buffer:
+        """f32 vectors back to back in one new buffer (a fused q|k|v bias; a few KB, read back
+        and re-uploaded once at load)."""
+        data = b"".join([bytes(await self.dev.read(b)) for b in parts])
+        buf = self.dev.upload(data, kind="weights", label=name)
+        self.owned.append(buf)
+        return buf
+
     async def floats(self, name: str) -> list:
         """A small F32 tensor read to the host (rope frequency factors)."""
         if self.ts.type(name) != "F32":
@@ -143,6 +171,39 @@ class _Uploader:
             r0 += n
         self._advance(name)
         return out if len(out) > 1 else out[0]
+
+    def fusable(self, names: list[str], views_at: tuple = ()) -> bool:
+        """Whether tensors `names` (same type and cols) stack into one single-chunk weight whose
+        rows `views_at` start at aligned byte offsets (so they can be read as views)."""
+        if not all(n in self.ts for n in names):
+            return False
+        types = {self.ts.type(n) for n in names}
+        cols = {self.ts.shape(n)[-1] for n in names}
+        if len(types) != 1 or len(cols) != 1 or any(len(self.ts.shape(n)) != 2 for n in names):
+            return False
+        t, c = types.pop(), cols.pop()
+        layout = "q8_0a" if self.quantize == "q8_0" and t in DENSE else \
+            "q4_1" if self.quantize == "q4" and t in DENSE else LAYOUT_OF.get(t)
+        if layout is None:
+            return False
+        try:
+            rb = row_bytes(layout, c)
+            per_chunk = rows_per_chunk(layout, c, self.dev.limits["maxStorageBufferBindingSize"])
+        except ValueError:
+            return False
+        rows = sum(self.ts.shape(n)[0] for n in names)
+        align = self.dev.limits.get("minStorageBufferOffsetAlignment", 256)
+        return rows <= per_chunk and all(r * rb % align == 0 for r in views_at)
+
+    async def stacked(self, name: str, parts: list[str]) -> GPUWeight:
+        """Tensors `parts` stacked by rows into one GPUWeight called `name`."""
+        t, cols = self.ts.type(parts[0]), self.ts.shape(parts[0])[1]
+        raws = [await self.ts.data(p) for p in parts]
+        rows = sum(self.ts.shape(p)[0] for p in parts)
+        w = await self._upload(name, t, _concat(raws), rows, cols)
+        for p in parts:
+            self._advance(p)
+        return w
 
     async def _upload(self, name, t, data, rows, cols) -> GPUWeight:
         if self.quantize and t in DENSE:
@@ -181,18 +242,30 @@ async def _load(up: _Uploader, ts: TensorSet, cfg: ModelConfig) -> ModelWeights:
         p = f"blk.{i}."
         opt = {}
         attn_norm = await up.vector(p + "attn_norm.weight")
+        names = [p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"]
+        views = (q_rows, q_rows + kv_rows)
+        qkv = None
         if p + "attn_qkv.weight" in ts:
-            q, k, v = await up.matrix(p + "attn_qkv.weight", ((p + "attn_q.weight", q_rows),
-                                                              (p + "attn_k.weight", kv_rows),
-                                                              (p + "attn_v.weight", kv_rows)))
+            if up.fusable([p + "attn_qkv.weight"], views):
+                qkv = await up.matrix(p + "attn_qkv.weight")
+            else:
+                q, k, v = await up.matrix(p + "attn_qkv.weight", ((names[0], q_rows),
+                                                                  (names[1], kv_rows),
+                                                                  (names[2], kv_rows)))
+        elif up.fusable(names, views):
+            qkv = await up.stacked(p + "attn_qkv.weight", names)
         else:
-            q = await up.matrix(p + "attn_q.weight")
-            k = await up.matrix(p + "attn_k.weight")
-            v = await up.matrix(p + "attn_v.weight")
+            q, k, v = [await up.matrix(n) for n in names]
+        if qkv is not None:
+            q, k, v = (qkv.view(names[0], 0, q_rows), qkv.view(names[1], q_rows, kv_rows),
+                       qkv.view(names[2], q_rows + kv_rows, kv_rows))
         for key, name in (("q_bias", "attn_q.bias"), ("k_bias", "attn_k.bias"),
                           ("v_bias", "attn_v.bias")):
             if cfg.qkv_bias and p + name in ts:
                 opt[key] = await up.vector(p + name)
+        if qkv is not None and cfg.qkv_bias and "q_bias" in opt:
+            opt["qkv_bias"] = await up.joined(p + "attn_qkv.bias",
+                                              [opt["q_bias"], opt["k_bias"], opt["v_bias"]])
         if cfg.qk_norm:
             opt["q_norm"] = await up.vector(p + "attn_q_norm.weight")
             opt["k_norm"] = await up.vector(p + "attn_k_norm.weight")
@@ -201,14 +274,17 @@ async def _load(up: _Uploader, ts: TensorSet, cfg: ModelConfig) -> ModelWeights:
             opt["post_attn_norm"] = await up.vector(p + "post_attention_norm.weight")
             opt["post_ffw_norm"] = await up.vector(p + "post_ffw_norm.weight")
         ffn_norm = await up.vector(p + "ffn_norm.weight")
-        if p + "ffn_gate.weight" in ts:
-            gate = await up.matrix(p + "ffn_gate.weight")
-            upw = await up.matrix(p + "ffn_up.weight")
-        else:   # phi3: ffn_up holds gate rows then up rows
-            gate, upw = await up.matrix(p + "ffn_up.weight", ((p + "ffn_gate.weight", cfg.ffn_dim),
-                                                              (p + "ffn_up.weight", cfg.ffn_dim)))
+        gate = upw = None
+        gu = [p + "ffn_gate.weight", p + "ffn_up.weight"]
+        if p + "ffn_gate.weight" not in ts:         # phi3: ffn_up holds gate rows then up rows
+            opt["gate_up"] = await up.matrix(p + "ffn_up.weight")
+        elif up.fusable(gu):
+            opt["gate_up"] = await up.stacked(p + "ffn_gate_up.weight", gu)
+        else:
+            gate, upw = [await up.matrix(n) for n in gu]
         down = await up.matrix(p + "ffn_down.weight")
-        layers.append(LayerWeights(attn_norm, q, k, v, o, ffn_norm, gate, upw, down, **opt))
+        layers.append(LayerWeights(attn_norm, q, k, v, o, ffn_norm, gate, upw, down, qkv=qkv,
+                                   **opt))
     out_norm = await up.vector("output_norm.weight")
     output = embd if cfg.tied_embeddings or "output.weight" not in ts else \
         await up.matrix("output.weight")
