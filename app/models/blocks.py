@@ -29,7 +29,7 @@ from ..kernels.attention import attention_decode, attention_prefill
 from ..kernels.embedding import embedding
 from ..kernels.kv_cache import KVCache, kv_write
 from ..kernels.matmul_q import matmul_q
-from ..kernels.matvec import matvec
+from ..kernels.matvec import Q8_UNIT, matvec, quantize_x
 from ..kernels.norm import rmsnorm
 from ..kernels.rope import RopeTable, rope
 from .config import ModelConfig
@@ -72,21 +72,43 @@ def _view(buf: Buffer, tokens: int, width: int) -> tuple:
 
 async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVCache,
                       ropes: list[RopeTable], acts: Activations, ids: Buffer, step: Buffer,
-                      tokens: int, plan) -> None:
+                      tokens: int, plan, q8: bool = False) -> None:
     """Record embedding + all layers + the final norm for `tokens` tokens (their ids in `ids`,
-    positions from `step`) into `plan`. Rows past step.n_tokens are computed and ignored."""
+    positions from `step`) into `plan`. Rows past step.n_tokens are computed and ignored.
+    q8 (decode only): quantized weights take the int8-dot matvec path, each input quantized
+    once by quantize_x (app/kernels/matvec.py) and reused by the matvecs reading it."""
     T, dim, hd, eps, one = tokens, cfg.dim, cfg.head_dim, cfg.norm_eps, cfg.norm_add_one
     nh, nkv = cfg.n_heads, cfg.n_kv_heads
     a = acts
 
+    xq_bufs: dict = {}     # cols -> QuantX, reused by every layer (the plan keeps them)
+    quantized: dict = {}   # id(x buffer) -> QuantX of its current contents
+
     async def linear(weight, x, out, bias=None, accumulate=False):
         if T == 1:
-            await matvec(dev, weight, x, out=out, bias=bias, accumulate=accumulate, target=plan)
+            xq = None
+            if q8 and weight.layout in Q8_UNIT and weight.cols % 32 == 0:
+                xq = quantized.get(id(x))
+                if xq is None:
+                    xq = await quantize_x(dev, x, weight.cols, target=plan,
+                                          out=xq_bufs.get(weight.cols))
+                    if weight.cols not in xq_bufs:
+                        xq_bufs[weight.cols] = xq
+                        for b in (xq.q, xq.ds, xq.inv):
+                            plan.keep(b)
+                    # the buffer now holds x's quantization only
+                    for key in [k for k, v in quantized.items() if v is xq]:
+                        del quantized[key]
+                    quantized[id(x)] = xq
+            await matvec(dev, weight, x, out=out, bias=bias, accumulate=accumulate, target=plan,
+                         xq=xq)
+            quantized.pop(id(out), None)   # out's contents changed
         else:
             await matmul_q(dev, weight, x, T, out=out, bias=bias, accumulate=accumulate,
                            target=plan)
 
     async def norm(x, weight, rows, width, out, residual=None):
+        quantized.clear()     # activations change: forget which inputs are quantized
         await rmsnorm(dev, x, weight, rows, width, eps, out=out, add_one=one,
                       residual=residual, target=plan)
 
@@ -128,6 +150,7 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
         else:
             await linear(lw.o, a.a, a.x, accumulate=True)
             await norm(a.x, lw.ffn_norm, T, dim, a.xn)
+        quantized.clear()
         if lw.gate_up is not None:
             await linear(lw.gate_up, a.xn, a.gu)              # (T, 2 * ffn): gate | up per row
             await glu(dev, a.gu, None, T * cfg.ffn_dim, kind=cfg.activation, out=a.g,
@@ -136,6 +159,7 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
             await linear(lw.gate, a.xn, a.g)
             await linear(lw.up, a.xn, a.u)
             await glu(dev, a.g, a.u, T * cfg.ffn_dim, kind=cfg.activation, out=a.g, target=plan)
+        quantized.clear()
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.output_norm
         if cfg.post_norms:
             await linear(lw.down, a.g, a.t)

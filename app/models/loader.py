@@ -87,10 +87,12 @@ async def _open_hf_dir(path: str) -> tuple:
 
 async def load_model(dev: Device, source, context_length: int | None = None,
                      kv_dtype: str = "f16", quantize: str | None = None,
-                     progress: Callable | None = None, prefill_chunk: int = 512) -> Model:
+                     progress: Callable | None = None, prefill_chunk: int = 512,
+                     decode_q8: bool = False) -> Model:
     """Load weights tensor by tensor, allocate a KV cache for `context_length` tokens (default:
     the model's, at most DEFAULT_CONTEXT) and the work buffers. `progress(done_bytes, total)`
-    during the upload. Raises named errors for bad files and ModelMemoryError when it does not
+    during the upload. decode_q8: decode's matvecs over quantized weights take the int8-dot
+    path (app/kernels/matvec.py; faster, adds the int8 rounding of activations). Raises named errors for bad files and ModelMemoryError when it does not
     fit; nothing stays allocated after a failure."""
     cfg, ts, opened = await open_checkpoint(source)
     try:
@@ -101,7 +103,8 @@ async def load_model(dev: Device, source, context_length: int | None = None,
     finally:
         for s in opened:
             s.close()
-    model = Model(dev, cfg, weights, ctx, kv_dtype=kv_dtype, prefill_chunk=prefill_chunk)
+    model = Model(dev, cfg, weights, ctx, kv_dtype=kv_dtype, prefill_chunk=prefill_chunk,
+                  decode_q8=decode_q8)
     try:
         await _guard(model.setup(), f"the KV cache for {ctx} tokens")
     except BaseException:

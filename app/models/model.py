@@ -30,7 +30,7 @@ from ..kernels.grid import step_params
 from ..kernels.kv_cache import KVCache
 from ..kernels.layouts import Chunk, GPUWeight
 from ..kernels.matmul_q import matmul_q
-from ..kernels.matvec import matvec
+from ..kernels.matvec import Q8_UNIT, matvec, quantize_x
 from ..kernels.rope import RopeTable, rope_table
 from ..kernels.sampling import Sampler, SamplingParams
 from ..kernels.token_store import token_store
@@ -49,8 +49,9 @@ class ContextLengthError(ValueError):
 
 class Model:
     def __init__(self, dev: Device, cfg: ModelConfig, weights: ModelWeights, context_length: int,
-                 kv_dtype: str = "f16", prefill_chunk: int = 512):
+                 kv_dtype: str = "f16", prefill_chunk: int = 512, decode_q8: bool = False):
         self.dev, self.config, self.weights = dev, cfg, weights
+        self.decode_q8 = decode_q8
         self.context_length = context_length
         self.kv_dtype = kv_dtype
         self.vocab = weights.output.rows
@@ -120,7 +121,7 @@ class Model:
         kind = key[0]
         if kind == "decode":
             await record_body(dev, cfg, w, self.cache, self.ropes, self.acts1, self.sampler.result,
-                              self.step, 1, plan)
+                              self.step, 1, plan, q8=self.decode_q8)
             await self._record_head(self.acts1.xn, plan)
         elif kind == "body":
             await record_body(dev, cfg, w, self.cache, self.ropes, self.acts, self.ids, self.step,
@@ -145,7 +146,13 @@ class Model:
 
     async def _record_head(self, xn, plan) -> None:
         dev, cfg = self.dev, self.config
-        await matvec(dev, self.weights.output, xn, out=self.logits_buf, target=plan)
+        out = self.weights.output
+        xq = None
+        if self.decode_q8 and out.layout in Q8_UNIT and out.cols % 32 == 0:
+            xq = await quantize_x(dev, xn, out.cols, target=plan)
+            for b in (xq.q, xq.ds, xq.inv):
+                plan.keep(b)
+        await matvec(dev, out, xn, out=self.logits_buf, target=plan, xq=xq)
         if cfg.final_softcap:
             await softcap(dev, self.logits_buf, self.vocab, cfg.final_softcap, target=plan)
         self.sampler.sample(self.logits_buf, target=plan)
