@@ -49,9 +49,14 @@ class FileSource:
         return self._view[offset:offset + n]
 
     def close(self) -> None:
-        self._view.release()
-        if self._map:
-            self._map.close()
+        """Unmap and close. Views still exported (e.g. held by an exception's traceback) keep
+        the mapping alive; it is then unmapped when the last one is garbage-collected."""
+        try:
+            self._view.release()
+            if self._map:
+                self._map.close()
+        except BufferError:
+            pass
         self._file.close()
 
 

@@ -193,7 +193,9 @@ class _Uploader:
             return False
         rows = sum(self.ts.shape(n)[0] for n in names)
         align = self.dev.limits.get("minStorageBufferOffsetAlignment", 256)
-        return rows <= per_chunk and all(r * rb % align == 0 for r in views_at)
+        # views of the weight rows, and of the f32 output rows (decode's q | k | v buffer)
+        return rows <= per_chunk and all(r * rb % align == 0 and 4 * r % align == 0
+                                         for r in views_at)
 
     async def stacked(self, name: str, parts: list[str]) -> GPUWeight:
         """Tensors `parts` stacked by rows into one GPUWeight called `name`."""
