@@ -51,6 +51,7 @@ llama-cpp-python 0.3.36); both agree on each of these:
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 
 FAMILIES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3")
@@ -162,8 +163,21 @@ def _gemma_query_scale(family: str, n_layers: int, dim: int, n_heads: int, head_
     return 0.0
 
 
+def _f32(x) -> float:
+    """A GGUF float32 value as the shortest decimal that rounds to the same float32 (1e-05, not
+    9.99999974e-06), so GGUF and config.json values compare equal."""
+    x = float(x)
+    bits = struct.pack("<f", x)
+    for digits in range(1, 10):
+        y = float(f"{x:.{digits}g}")
+        if struct.pack("<f", y) == bits:
+            return y
+    return x
+
+
 def from_gguf(metadata: dict, tensor_names) -> ModelConfig:
-    """Config from a GGUF header (metadata dict and the set of tensor names)."""
+    """Config from a GGUF header (metadata dict and the set of tensor names). Float values are
+    float32 in the file; they come back as their shortest decimal (see _f32)."""
     arch = metadata.get("general.architecture")
     if arch not in FAMILIES:
         raise UnsupportedArchitectureError(str(arch))
@@ -185,7 +199,7 @@ def from_gguf(metadata: dict, tensor_names) -> ModelConfig:
     scaling = RopeScaling()
     kind = get("rope.scaling.type", "none")
     if kind == "linear" and get("rope.scaling.factor", 1.0) != 1.0:
-        scaling = RopeScaling("linear", float(get("rope.scaling.factor")))
+        scaling = RopeScaling("linear", _f32(get("rope.scaling.factor")))
     if arch == "phi3" and "rope_factors_long.weight" in names:
         # The factor arrays are tensors; the loader reads them into short/long_factor.
         orig = get("rope.scaling.original_context_length", get("context_length"))
@@ -193,17 +207,17 @@ def from_gguf(metadata: dict, tensor_names) -> ModelConfig:
         if attn is None:    # HF's default: sqrt(1 + ln(s) / ln(orig)), s = context / orig
             s = get("context_length", orig) / orig
             attn = math.sqrt(1 + math.log(s) / math.log(orig)) if s > 1 else 1.0
-        scaling = RopeScaling("longrope", original_context=int(orig), attention_factor=float(attn))
-    rope_theta = float(get("rope.freq_base", 10000.0))
+        scaling = RopeScaling("longrope", original_context=int(orig), attention_factor=_f32(attn))
+    rope_theta = _f32(get("rope.freq_base", 10000.0))
     window = int(get("attention.sliding_window", 0) or 0)
     theta_local, pattern = 0.0, 0
     if arch == "gemma2":
         window = window or 4096                            # llama.cpp's default for gemma2
-        theta_local = float(get("rope.freq_base_swa", 0.0) or 0.0)
+        theta_local = _f32(get("rope.freq_base_swa", 0.0) or 0.0)
         if theta_local == rope_theta:
             theta_local = 0.0
     elif arch == "gemma3" and window:
-        theta_local = float(get("rope.freq_base_swa", GEMMA3_LOCAL_THETA))
+        theta_local = _f32(get("rope.freq_base_swa", GEMMA3_LOCAL_THETA))
         pattern = get("attention.sliding_window_pattern", GEMMA3_PATTERN)
         if not isinstance(pattern, int):
             raise ConfigError(f"{arch}.attention.sliding_window_pattern as a per-layer array is "
@@ -213,13 +227,13 @@ def from_gguf(metadata: dict, tensor_names) -> ModelConfig:
         family=arch, n_layers=n_layers, dim=dim, n_heads=n_heads,
         n_kv_heads=n_kv, head_dim=head_dim, ffn_dim=get("feed_forward_length", required=True),
         vocab_size=vocab, context_length=get("context_length", 2048),
-        norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-6)),
+        norm_eps=_f32(get("attention.layer_norm_rms_epsilon", 1e-6)),
         rope_theta=rope_theta,
         rope_dim=get("rope.dimension_count", head_dim), rope_neox=arch != "llama",
         rope_scaling=scaling, rope_theta_local=theta_local,
         sliding_window=window, local_pattern=pattern,
-        attn_softcap=float(get("attn_logit_softcapping", 0.0) or 0.0),
-        final_softcap=float(get("final_logit_softcapping", 0.0) or 0.0),
+        attn_softcap=_f32(get("attn_logit_softcapping", 0.0) or 0.0),
+        final_softcap=_f32(get("final_logit_softcapping", 0.0) or 0.0),
         query_scale=_gemma_query_scale(arch, n_layers, dim, n_heads, head_dim)
         if arch in GEMMA else 0.0,
         qkv_bias="blk.0.attn_q.bias" in names,

@@ -96,9 +96,7 @@ async def load_model(dev: Device, source, context_length: int | None = None,
     fit; nothing stays allocated after a failure."""
     cfg, ts, opened = await open_checkpoint(source)
     try:
-        ctx = context_length or min(cfg.context_length, DEFAULT_CONTEXT)
-        if ctx < 2:
-            raise ValueError(f"context_length must be >= 2, got {ctx}")
+        ctx = _context(dev, cfg, context_length, kv_dtype)
         weights = await _guard(load_weights(dev, ts, cfg, quantize, progress), "the weights")
     finally:
         for s in opened:
@@ -111,6 +109,28 @@ async def load_model(dev: Device, source, context_length: int | None = None,
         model.destroy()
         raise
     return model
+
+
+def _context(dev: Device, cfg, asked: int | None, kv_dtype: str) -> int:
+    """The KV cache length: what was asked, or the model's (at most DEFAULT_CONTEXT); one
+    layer's K (or V) buffer must fit one storage binding."""
+    item = {"f32": 4, "f16": 2}.get(kv_dtype)
+    if item is None:
+        raise ValueError(f"kv_dtype must be 'f16' or 'f32', got {kv_dtype!r}")
+    per_token = cfg.n_kv_heads * cfg.head_dim * item
+    fits = dev.limits["maxStorageBufferBindingSize"] // per_token
+    if asked is None:
+        return max(2, min(cfg.context_length, DEFAULT_CONTEXT, fits))
+    if asked < 2:
+        raise ValueError(f"context_length must be >= 2, got {asked}")
+    if asked > fits:
+        hint = " or kv_dtype='f16'" if kv_dtype == "f32" else ""
+        raise ModelMemoryError(
+            f"a context of {asked} tokens needs {asked * per_token >> 20} MiB per layer for K "
+            f"(and as much for V); this GPU binds at most "
+            f"{dev.limits['maxStorageBufferBindingSize'] >> 20} MiB, i.e. {fits} tokens. Use a "
+            f"shorter context{hint}.")
+    return asked
 
 
 async def _guard(coro, what: str):

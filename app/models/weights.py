@@ -259,8 +259,11 @@ async def _load(up: _Uploader, ts: TensorSet, cfg: ModelConfig) -> ModelWeights:
         else:
             q, k, v = [await up.matrix(n) for n in names]
         if qkv is not None:
-            q, k, v = (qkv.view(names[0], 0, q_rows), qkv.view(names[1], q_rows, kv_rows),
-                       qkv.view(names[2], q_rows + kv_rows, kv_rows))
+            al = up.dev.limits.get("minStorageBufferOffsetAlignment", 256)
+            q, k, v = (qkv.view(names[0], 0, q_rows, al),
+                       qkv.view(names[1], q_rows, kv_rows, al),
+                       qkv.view(names[2], q_rows + kv_rows, kv_rows, al))
+            assert None not in (q, k, v), "fusable() admitted unaligned views"
         for key, name in (("q_bias", "attn_q.bias"), ("k_bias", "attn_k.bias"),
                           ("v_bias", "attn_v.bias")):
             if cfg.qkv_bias and p + name in ts:

@@ -164,3 +164,39 @@ def test_bad_sources(run, gpu, tmp_path):
 
 async def _collect(agen) -> list[int]:
     return [t async for t in agen]
+
+
+def test_context_too_large_for_the_gpu(run, gpu, tiny_dir):
+    from app.models import ModelMemoryError
+    limit = gpu.limits["maxStorageBufferBindingSize"]
+    # tiny llama: 2 kv heads x 16 dims x 4 bytes = 128 bytes of K per token and layer
+    too_many = limit // 128 + 1
+    before = gpu.memory()["total"]
+    with pytest.raises(ModelMemoryError, match="shorter context"):
+        run(load_model(gpu, _tiny_gguf(tiny_dir, "llama"), context_length=too_many,
+                       kv_dtype="f32"))
+    assert gpu.memory()["total"] == before   # nothing left allocated
+
+
+def test_safetensors_quantized_at_load(run, gpu, tiny_dir):
+    """An F32 safetensors checkpoint quantized to q8_0 / q4 at load: logits stay close to the
+    unquantized model's (the loss of 8-bit / 4-bit weights), and the weights shrink."""
+    from tests import tiny_models
+    tm = tiny_models.build("qwen2", tiny_dir / "qwen2_st")
+    ids = np.random.default_rng().integers(0, tiny_models.VOCAB, size=20).tolist()
+    ref = tiny_models.reference_logits(tm.model, ids)
+    scale = np.abs(ref).max()
+    sizes = {}
+    # bounds: per-weight error is d/2 (q8_0: amax/254 ~ 1% of the block's max) or d/2 with 16
+    # levels (q4: ~3%); through 2 layers of O(1) activations this gives logit errors of a few
+    # percent of max|logit| for q8 and ~20% for q4 (measured ~1% / ~8%).
+    for q, bound in ((None, 1e-3), ("q8_0", 0.05), ("q4", 0.25)):
+        m = run(load_model(gpu, tm.hf_dir, context_length=32, kv_dtype="f32", quantize=q))
+        try:
+            got = np.frombuffer(run(m.logits(ids)), np.float32).reshape(len(ids), -1)
+            sizes[q] = m.weights.nbytes
+        finally:
+            m.destroy()
+        err = np.abs(got - ref).max() / scale
+        assert err < bound, (q, err)
+    assert sizes["q8_0"] < 0.4 * sizes[None] and sizes["q4"] < 0.25 * sizes[None]
