@@ -12,9 +12,9 @@
 //   1  freq : array<vec2<u32>> (n_tables, HALF_ROT)      inv_freq[j] / 2pi (turns per position) as
 //            a 64-bit fixed-point fraction: (hi, lo) = bits 2^-1..2^-32 and 2^-33..2^-64
 //   2  step : Step uniform (lib/step.wgsl): pos, n_tokens
-// Longrope (Phi-3): table 1 (long factors) is used when pos + n_tokens > LONG_AFTER (the original
-// context length), table 0 (short factors) otherwise, as transformers decides from
-// max(position_ids) + 1; LONG_AFTER = 0 means a single table.
+// Longrope (Phi-3): table 1 (long factors) is used when the forward's end (step.seq_end, or
+// pos + n_tokens when 0) > LONG_AFTER (the original context length), table 0 (short factors)
+// otherwise, as transformers decides from max(position_ids) + 1; LONG_AFTER = 0: one table.
 // Workgroup: 256 invocations, one pair each. Dispatch: grid(ceil(n_tokens * N_HEADS * HALF_ROT /
 // 256)) of app/kernels/grid.py.
 //
@@ -84,7 +84,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let pos = step.pos + row / N_HEADS;
 
     var table = 0u;
-    if (LONG_AFTER > 0u && step.pos + step.n_tokens > LONG_AFTER) {
+    let end = select(step.pos + step.n_tokens, step.seq_end, step.seq_end > 0u);
+    if (LONG_AFTER > 0u && end > LONG_AFTER) {
         table = HALF_ROT;
     }
     let f = freq[table + j];

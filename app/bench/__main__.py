@@ -1,10 +1,12 @@
-"""python -m app.bench dispatch | kernels  (see app/bench/__init__.py and docs/benchmarks.md)
+"""python -m app.bench dispatch | kernels | tokenizer | gen-gguf | model  (see docs/benchmarks.md)
 
     dispatch [--n 300] [--no-browser]     host us/dispatch, per call vs replay, native + Chromium
     kernels [options] [--browser]         matvec GB/s vs the probe's peak (natively, or in
                                           headless Chromium with --browser); --help for options
     tokenizer [--tokens 20000]            GGUF vocab conversion, encode and stream-decode speed,
                                           natively and in headless Chromium
+    gen-gguf --shape S --type T OUT.gguf  random-weight GGUF of a real model's shapes (gen_gguf.py)
+    model --model PATH [options]          prefill/decode tok/s, TTFT, host time, GB/s (model.py)
 """
 from __future__ import annotations
 
@@ -51,12 +53,18 @@ def kernels(argv) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer"):
+    if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer", "gen-gguf", "model"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "tokenizer":
         from .tokenizer import main as tokenizer
         return tokenizer(argv[1:])
+    if argv[0] == "gen-gguf":
+        from .gen_gguf import main as gen_gguf
+        return gen_gguf(argv[1:])
+    if argv[0] == "model":
+        from .model import cli
+        return cli(argv[1:])
     return {"dispatch": dispatch, "kernels": kernels}[argv[0]](argv[1:])
 
 

@@ -66,7 +66,10 @@ class JSBufferSource:
 
     def __init__(self, buffer):
         from js import Uint8Array
-        self._u8 = Uint8Array.new(getattr(buffer, "buffer", buffer))
+        if hasattr(buffer, "byteOffset"):      # a typed array or DataView: keep its window
+            self._u8 = Uint8Array.new(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+        else:                                  # an ArrayBuffer
+            self._u8 = Uint8Array.new(buffer)
         self.size = int(self._u8.byteLength)
 
     async def read(self, offset: int, n: int):

@@ -100,7 +100,10 @@ class BrowserDevice(Device):
             raise ShaderCompileError(f"shaders/{name}.wgsl: " + "; ".join(errors))
         compute = {"module": module, "entryPoint": entry}
         if constants:
-            compute["constants"] = constants
+            # WebGPU override constants are numbers (GPUPipelineConstantValue = double); Chrome
+            # accepts JS booleans, Dawn's Node binding does not.
+            compute["constants"] = {k: float(v) if isinstance(v, bool) else v
+                                    for k, v in constants.items()}
         try:
             return await self._device.createComputePipelineAsync(
                 _obj({"layout": "auto", "compute": compute, "label": f"{name}:{entry}"}))

@@ -158,12 +158,12 @@ class Model:
         self.sampler.sample(self.logits_buf, target=plan)
         await token_store(dev, self.sampler.result, self.history, self.step, target=plan)
 
-    def _replay(self, plan, pos: int | None = None, n: int = 1) -> None:
+    def _replay(self, plan, pos: int | None = None, n: int = 1, seq_end: int = 0) -> None:
         t0 = time.perf_counter()
         if pos is None:
             self.dev.replay(plan)
         else:
-            self.dev.replay(plan, self.step, struct.pack("<4I", pos, n, pos + n, 0))
+            self.dev.replay(plan, self.step, struct.pack("<4I", pos, n, pos + n, seq_end))
         self.stats["host_s"] += time.perf_counter() - t0
 
     def _bucket(self, n: int) -> int:
@@ -177,7 +177,8 @@ class Model:
             chunk = ids[c:c + t_max]
             n = len(chunk)
             self.dev.write(self.ids, struct.pack(f"<{n}I", *chunk))
-            self._replay(await self._plan(("body", self._bucket(n))), pos + c, n)
+            self._replay(await self._plan(("body", self._bucket(n))), pos + c, n,
+                         seq_end=pos + len(ids))
         return n
 
     # -- the named steps ----------------------------------------------------------------------
@@ -281,7 +282,7 @@ class Model:
             n = len(chunk)
             self.dev.write(self.ids, struct.pack(f"<{n}I", *chunk))
             t = self._bucket(n)
-            self._replay(await self._plan(("body", t)), c, n)
+            self._replay(await self._plan(("body", t)), c, n, seq_end=len(ids))
             self._replay(await self._plan(("all_logits", t)))
             out.append(await self.dev.read(self._all_logits, 0, 4 * n * self.vocab))
         self.cached = ids

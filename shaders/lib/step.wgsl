@@ -5,4 +5,7 @@
 //   pos      : position of the first token of this step in the sequence
 //   n_tokens : tokens processed this step (1 when decoding, the prompt chunk when prefilling)
 //   kv_len   : valid KV-cache entries after this step's writes (= pos + n_tokens)
-struct Step { pos: u32, n_tokens: u32, kv_len: u32, _pad: u32 }
+//   seq_end  : 0, or the end position of the whole forward this step is a chunk of (a prompt
+//              prefilled in chunks): longrope picks its factor table from the length of the
+//              whole forward, as transformers does, not from the chunk's
+struct Step { pos: u32, n_tokens: u32, kv_len: u32, seq_end: u32 }
