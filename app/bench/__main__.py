@@ -53,7 +53,8 @@ def kernels(argv) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer", "gen-gguf", "model"):
+    if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer", "gen-gguf", "model",
+                                          "profile"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "tokenizer":
@@ -62,6 +63,9 @@ def main(argv=None) -> int:
     if argv[0] == "gen-gguf":
         from .gen_gguf import main as gen_gguf
         return gen_gguf(argv[1:])
+    if argv[0] == "profile":
+        from .profile import main as profile
+        return profile(argv[1:])
     if argv[0] == "model":
         from .model import cli
         return cli(argv[1:])
