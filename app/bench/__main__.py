@@ -6,7 +6,8 @@
     tokenizer [--tokens 20000]            GGUF vocab conversion, encode and stream-decode speed,
                                           natively and in headless Chromium
     gen-gguf --shape S --type T OUT.gguf  random-weight GGUF of a real model's shapes (gen_gguf.py)
-    model --model PATH [options]          prefill/decode tok/s, TTFT, host time, GB/s (model.py)
+    model --model PATH [options]          prefill/decode tok/s, TTFT, host time, GB/s (model.py);
+                                          --browser: in headless Chromium (fetched over HTTP)
 """
 from __future__ import annotations
 
@@ -51,6 +52,29 @@ def kernels(argv) -> int:
     return 0
 
 
+def model_browser(argv) -> int:
+    """The model benchmark in headless Chromium: the page fetches the file from the bench server
+    into an ArrayBuffer and loads it from there (JSBufferSource), as a user's page would."""
+    from .browser import chromium, run_py
+    from .model import parse
+    args = parse(argv)
+    code = ("from js import fetch\n"
+            "from app.formats.sources import JSBufferSource\n"
+            "from app.bench.model import main\n"
+            "resp = await fetch('models/bench.gguf')\n"
+            "assert resp.ok, f'fetching the model: HTTP {resp.status}'\n"
+            "src = JSBufferSource(await resp.arrayBuffer())\n"
+            f"result = await main({json.dumps(argv)}, dev=dev, source=src)\n")
+    with chromium(files={"models/bench.gguf": args.model}) as page:
+        page.set_default_timeout(30 * 60 * 1000)
+        reply = run_py(page, code)
+    print(reply["stdout"], end="")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(reply["result"], f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer", "gen-gguf", "model",
@@ -67,6 +91,8 @@ def main(argv=None) -> int:
         from .profile import main as profile
         return profile(argv[1:])
     if argv[0] == "model":
+        if "--browser" in argv:
+            return model_browser([a for a in argv[1:] if a != "--browser"])
         from .model import cli
         return cli(argv[1:])
     return {"dispatch": dispatch, "kernels": kernels}[argv[0]](argv[1:])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -171,9 +172,10 @@ def serve(dist: Path):
 
 
 @contextmanager
-def chromium(args: list[str] = BENCH_ARGS):
+def chromium(args: list[str] = BENCH_ARGS, files: dict | None = None):
     """Build the site into a temporary folder, serve it, open the harness in headless Chromium;
-    yields a booted page."""
+    yields a booted page. `files`: {path in the site: local file} linked into the served folder
+    (e.g. a model for the page to fetch)."""
     sys.path.insert(0, str(ROOT))
     import build
     from playwright.sync_api import sync_playwright
@@ -181,6 +183,13 @@ def chromium(args: list[str] = BENCH_ARGS):
         dist = Path(tmp) / "dist"
         build.build(dist)
         write_harness(dist)
+        for rel, local in (files or {}).items():
+            target = dist / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:   # the server refuses symlinks that leave its folder: link or copy
+                os.link(local, target)
+            except OSError:
+                shutil.copyfile(local, target)
         with serve(dist) as url, sync_playwright() as p:
             launch = {"headless": True, "args": args}
             exe = chromium_executable()
