@@ -61,6 +61,7 @@ class Model:
         self.stats = {"prefill_s": 0.0, "prefill_tokens": 0, "decode_s": 0.0,
                       "decode_tokens": 0, "host_s": 0.0}
         self._plans: dict = {}
+        self._all_logits = None       # (rows, vocab) f32 for logits(), made on first use
 
     async def setup(self) -> "Model":
         dev, cfg = self.dev, self.config
@@ -132,11 +133,10 @@ class Model:
             await embedding(dev, rows, self.last, 1, out=self.last_row, target=plan)
             await self._record_head(self.last_row, plan)
         elif kind == "all_logits":
-            t = key[1]
-            self._all_logits = getattr(self, "_all_logits", None)
-            need = 4 * self.buckets[-1] * self.vocab
+            t = min(key[1], self._logits_rows())    # rows past the chunk's n are not read
             if self._all_logits is None:
-                self._all_logits = dev.create_buffer(need, kind="activations", label="logits.all")
+                self._all_logits = dev.create_buffer(4 * self._logits_rows() * self.vocab,
+                                                     kind="activations", label="logits.all")
             await matmul_q(dev, w.output, self.acts.xn, t, out=self._all_logits, target=plan)
             if cfg.final_softcap:
                 await softcap(dev, self._all_logits, t * self.vocab, cfg.final_softcap, target=plan)
@@ -276,7 +276,7 @@ class Model:
         if not ids or len(ids) > self.context_length:
             raise ContextLengthError(f"logits: {len(ids)} tokens vs context {self.context_length}")
         out = []
-        t_max = self.buckets[-1]
+        t_max = self._logits_rows()
         for c in range(0, len(ids), t_max):
             chunk = ids[c:c + t_max]
             n = len(chunk)
@@ -288,6 +288,12 @@ class Model:
         self.cached = ids
         self.pos = len(ids)
         return b"".join(bytes(o) for o in out)
+
+    def _logits_rows(self) -> int:
+        """Tokens per logits() chunk: a prefill chunk, fewer when (rows, vocab) f32 would not
+        fit one storage binding (262144-entry vocabularies)."""
+        fit = self.dev.limits["maxStorageBufferBindingSize"] // (4 * self.vocab)
+        return max(1, min(self.buckets[-1], fit))
 
     def reset(self) -> None:
         """Forget the cached prefix (the next prefill runs the whole prompt)."""
