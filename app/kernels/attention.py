@@ -23,7 +23,8 @@ from ..gpu import Buffer, Device
 from .kv_cache import KVCache, nbytes
 
 MAX_SPLITS = 32  # decode: splits dispatched per head (the ones past kv_len write neutral partials)
-CHUNK_MIN = 64   # decode: fewest keys per split (one 64-key tile), so short contexts use few splits
+CHUNK_MIN = 64   # decode: keys per tile; a split takes a whole number of tiles, so up to
+                 # CHUNK_MIN * MAX_SPLITS keys every busy split runs one tile (the latency floor)
 PREFILL_BQ = 16  # prefill: queries per workgroup (shaders/attention_prefill.wgsl's BQ)
 
 
@@ -54,14 +55,16 @@ async def attention_decode(dev: Device, q, cache: KVCache, layer: int, step: Buf
     if nbytes(q) < row:
         raise ValueError(f"attention_decode: q holds {nbytes(q)} bytes, needs {row}")
     consts = _constants(cache, n_heads, scale, softcap, window)
-    consts.update(MAX_SPLITS=MAX_SPLITS, CHUNK_MIN=CHUNK_MIN)
     out = out or dev.create_buffer(row, kind="activations", label="attention_decode.out")
     if nbytes(out) < row:
         raise ValueError(f"attention_decode: out holds {nbytes(out)} bytes, needs {row}")
     partials = cache.scratch(16 * n_heads * MAX_SPLITS * (hd // 4 + 1))
-    split = await dev.pipeline("attention_decode", "main", consts, _defines(cache))
-    combine = await dev.pipeline("attention_decode", "main", {"MAX_SPLITS": MAX_SPLITS},
-                                 _defines(cache, COMBINE=True))
+    # MAX_SPLITS is a define (not an override) so the combine's loops over splits have constant
+    # trip counts; the tile size (CHUNK_MIN) is the shader's TK.
+    split = await dev.pipeline("attention_decode", "main", consts,
+                               _defines(cache, MAX_SPLITS=MAX_SPLITS))
+    combine = await dev.pipeline("attention_decode", "main", {},
+                                 _defines(cache, MAX_SPLITS=MAX_SPLITS, COMBINE=True))
     d = target or dev
     d.dispatch(split, [dev.bind(split, [q, cache.k[layer], cache.v[layer], partials, step])],
                (MAX_SPLITS, n_heads, 1))

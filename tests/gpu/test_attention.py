@@ -100,10 +100,21 @@ DECODE = [
     (128, 6, 1, 65, "f16", {}, 1),
     (256, 8, 2, 129, "f32", {}, 1),
     (256, 6, 1, 1500, "f32", {}, 1),
-    (64, 4, 4, 2500, "f32", {}, 1),                        # all 32 splits busy, the last partly
+    (64, 4, 4, 2500, "f32", {}, 1),                        # 20 splits of 2 tiles, the last partly
+    # Split/tile boundaries (CHUNK_MIN = 64-key tiles, MAX_SPLITS = 32 splits of whole tiles):
+    (64, 4, 1, 128, "f32", {}, 1),                         # 2 splits, both full tiles
+    (64, 8, 2, 2048, "f16", {}, 1),                        # 32 splits of exactly one tile
+    (64, 4, 4, 2049, "f32", {}, 1),                        # 17 splits of 2 tiles, the last 1 key
+    (128, 4, 2, 4096, "f16", {}, 1),                       # 32 splits of exactly 2 tiles
+    (72, 6, 2, 1, "f16", {}, 1),                           # 1 key; head_dim/4 = 18, not a multiple of 4
+    (8, 4, 2, 700, "f32", {}, 1),                          # tiny head: 64 key groups of 1 key
+    (180, 3, 3, 333, "f16", {}, 1),                        # 45 vec4s: 5 key groups of 12-13 keys
     (64, 8, 2, 300, "f32", {"window": 50}, 1),             # window < kv_len
     (128, 4, 4, 300, "f32", {"window": 2000}, 1),          # window > kv_len: no effect
     (128, 8, 2, 1500, "f16", {"window": 1000}, 1),         # windowed range split many ways
+    (64, 8, 2, 5000, "f16", {"window": 4500}, 1),          # window, long: 24 splits of 3 tiles
+    (96, 4, 2, 3000, "f32", {"window": 2048}, 1),          # window = 32 one-tile splits exactly
+    (128, 4, 1, 3000, "f32", {"softcap": 30.0}, 4),        # softcap over many tiles
     (256, 4, 4, 100, "f32", {"softcap": 5.0}, 4),          # Gemma-2 logit capping, big logits
     (80, 6, 1, 90, "f32", {"scale": 0.3, "softcap": 2.0}, 1),
     (64, 4, 4, 150, "f32", {"scale": 0.02}, 1),            # custom query scale
@@ -190,11 +201,12 @@ class Recorder:
 @pytest.mark.parametrize("dtype", ["f32", "f16"])
 def test_decode_plan_replays_at_new_positions(gpu, run, dtype):
     """kv_write + attention_decode recorded once, replayed at pos 61..66 (crossing CHUNK_MIN, so
-    the number of splits changes) and at 700 after a long prefill write: only the Step uniform
-    and the input data change between replays."""
+    the number of splits changes), at 700 after a long prefill write, and at 2047 / 2048 (kv_len
+    2048 = 32 one-tile splits, 2049 = 17 two-tile splits): only the Step uniform and the input
+    data change between replays."""
     rng = np.random.default_rng()
     hd, n_heads, n_kv, start = 64, 8, 2, CHUNK_MIN - 3
-    cache, _, _ = filled_cache(gpu, run, rng, [(0, start)], n_kv, hd, dtype, 800)
+    cache, _, _ = filled_cache(gpu, run, rng, [(0, start)], n_kv, hd, dtype, 2100)
     kb, vb = (gpu.create_buffer(4 * n_kv * hd, kind="activations", label=n) for n in "kv")
     qb = gpu.create_buffer(4 * n_heads * hd, kind="activations", label="q")
     step = step_params(gpu, start, 1)
@@ -202,15 +214,16 @@ def test_decode_plan_replays_at_new_positions(gpu, run, dtype):
     run(kv_write(gpu, cache, 1, kb, vb, step, target=plan))
     ob = run(attention_decode(gpu, qb, cache, 1, step, n_heads, target=plan))
     assert len(plan.calls) == 3
-    for pos in [start, start + 1, start + 2, start + 3, start + 4, start + 5, 700]:
-        if pos == 700:  # fill rows up to 699 outside the plan, as a prefill would
-            filler = [(start + 6, 700 - start - 6)]
-            for p, n in filler:
-                st = step_params(gpu, p, n)
-                kk = upload(gpu, rng.standard_normal((n, n_kv, hd)), "kk")
-                run(kv_write(gpu, cache, 1, kk, kk, st))
-                for b in (st, kk):
-                    gpu.destroy_buffer(b)
+    filled = start  # rows 0 .. filled - 1 hold data
+    for pos in [start, start + 1, start + 2, start + 3, start + 4, start + 5, 700, 2047, 2048]:
+        if pos > filled:  # fill the rows up to pos - 1 outside the plan, as a prefill would
+            p, n = filled, pos - filled
+            st = step_params(gpu, p, n)
+            kk = upload(gpu, rng.standard_normal((n, n_kv, hd)), "kk")
+            run(kv_write(gpu, cache, 1, kk, kk, st))
+            for b in (st, kk):
+                gpu.destroy_buffer(b)
+        filled = pos + 1
         q = rng.standard_normal((n_heads, hd)).astype(np.float32)
         for buf, a in ((kb, rng.standard_normal((n_kv, hd))), (vb, rng.standard_normal((n_kv, hd))),
                        (qb, q)):
