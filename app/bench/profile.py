@@ -34,10 +34,11 @@ async def _time(dev, plan, reps: int) -> float:
         timer.destroy()
 
 
-async def run(args) -> int:
+async def run(args, dev=None, source=None) -> int:
+    """`dev`/`source`: the page's device and a byte source of the file (--browser)."""
     from ..models import load_model
-    dev = await open_device()
-    model = await load_model(dev, args.model, context_length=args.context,
+    dev = dev or await open_device()
+    model = await load_model(dev, source or args.model, context_length=args.context,
                              decode_q8=args.decode_q8)
     ids = [1 + (i * 7919) % (model.vocab - 2) for i in range(args.pos)]
     await model.prefill(ids)
@@ -75,7 +76,7 @@ async def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def parse(argv):
     ap = argparse.ArgumentParser(prog="python -m app.bench profile", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -83,7 +84,27 @@ def main(argv=None) -> int:
     ap.add_argument("--pos", type=int, default=128, help="prompt length before the step")
     ap.add_argument("--context", type=int, default=1024)
     ap.add_argument("--decode-q8", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--browser", action="store_true", help="in headless Chromium (python -m "
+                    "app.bench only)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if args.browser:
+        import json
+        from .browser import chromium, run_py
+        rest = [a for a in argv if a != "--browser"]
+        code = ("from js import fetch\n"
+                "from app.formats.sources import JSBufferSource\n"
+                "from app.bench.profile import parse, run\n"
+                "resp = await fetch('models/bench.gguf')\n"
+                "assert resp.ok, f'fetching the model: HTTP {resp.status}'\n"
+                f"await run(parse({json.dumps(rest)}), dev, JSBufferSource(await resp.arrayBuffer()))\n")
+        with chromium(files={"models/bench.gguf": args.model}) as page:
+            page.set_default_timeout(30 * 60 * 1000)
+            print(run_py(page, code)["stdout"], end="")
+        return 0
     import asyncio
     return asyncio.run(run(args))
 
