@@ -11,8 +11,10 @@
 //   2  y    : array<f32>        (NV, out_rows) f32; rows row0 .. row0 + rows written (read too if ACC)
 //   3  p    : Params            uniform (below)
 //   4  bias : array<f32>        (out_rows,) f32, only with the BIAS define
-// Defines: one layout; NV (vectors, 1..8); RPT (rows per thread); NACC = NV * RPT;
-// RED = 256 * NV * RPT; BIAS; ACC (y += instead of y =); SCALAR (dense layouts whose cols are
+// Defines: one layout; NV (vectors, 1..8), NV1 (NV == 1); RPT (rows per thread: 1, 2 or 4), R2 /
+// R4 (RPT == 2 / 4), VT (f32, vec2<f32>, vec4<f32>: RPT sums); RED = 256 * NV; SUBGROUPS
+// (reduce with subgroup shuffles; SG_ENABLE adds Dawn's enable directive); BIAS; ACC (y += instead
+// of y =); SCALAR (dense layouts whose cols are
 // not a multiple of the vector unit: one element per unit, x as scalars).
 // Override constant TPR: threads per row, a power of two 1..256.
 //
@@ -21,16 +23,22 @@
 // decodes per step: 4 dense elements or 32 quantized ones, 4..12 words of W; see dotu() per
 // layout), loads the unit's x values once per vector (xload) and applies them to its RPT rows,
 // keeping NV * RPT partial sums in registers. The TPR partial sums of each row are then added by
-// a workgroup-memory tree (log2(TPR) barriers). Consecutive lanes read consecutive units, so
+// subgroup shuffles plus at most one barrier (SUBGROUPS) or a workgroup-memory tree (log2(TPR)
+// barriers). Consecutive lanes read consecutive units, so
 // each row's bytes are read contiguously.
 // Dispatch: grid(ceil(rows / (RPT * 256 / TPR))) from app/kernels/grid.py (spills into y).
 
+#if SG_ENABLE
+enable subgroups;
+diagnostic(off, subgroup_uniformity);
+#endif
 #include lib/mv_unpack
 
 override TPR: u32 = 32u;
 const WG: u32 = 256u;
 const NV: u32 = {{NV}}u;
-const RPT: u32 = {{RPT}}u;  // rows per thread
+const RPT: u32 = {{RPT}}u;  // rows per thread (1, 2 or 4)
+alias VT = {{VT}};  // f32, vec2<f32> or vec4<f32>: one partial sum per row of a thread
 
 struct Params {
     rows: u32,       // rows in this chunk
@@ -55,8 +63,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 #endif
 
-var<workgroup> red: array<f32, {{RED}}>;  // WG * NV * RPT partial sums
-var<private> acc: array<f32, {{NACC}}>;  // NV * RPT
+var<workgroup> red: array<VT, {{RED}}>;  // WG * NV partial sums (rows in components)
 
 // The x values one unit multiplies, loaded once and reused for the RPT rows a thread handles (x
 // loads, not W loads, were the bottleneck with one row per thread: a 32-element unit of a 4-bit
@@ -121,6 +128,22 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 }
 #endif
 #endif
+// Nibbles masked in place (no shift where the nibble already lies in the 23 mantissa bits), ORed
+// into 2^23's mantissa, and scaled back by an exact power of two: bits = 2^23 + 2^k n, so
+// bits * 2^-k - 2^(23-k) = n exactly (the multiply-add has one rounding of an exact value).
+// 11 integer ops per 8 values instead of mv_nib's 15 (the exact path is ALU-heavy on NVIDIA).
+// Used by q4_1 and q4_k.
+const NIB_M = 0x4B000000u;
+fn nib_lo(q: u32) -> vec4<f32> {  // low nibbles of bytes 0..3 (mv_nib(q, 0u))
+    let b = vec4<u32>(q & 0xFu, q & 0xF00u, q & 0xF0000u, (q >> 24u) & 0xFu) | vec4<u32>(NIB_M);
+    return bitcast<vec4<f32>>(b) * vec4<f32>(1.0, 0.00390625, 1.52587890625e-05, 1.0) -
+           vec4<f32>(8388608.0, 32768.0, 128.0, 8388608.0);
+}
+fn nib_hi(q: u32) -> vec4<f32> {  // high nibbles of bytes 0..3 (mv_nib(q, 4u))
+    let b = vec4<u32>(q & 0xF0u, q & 0xF000u, (q >> 16u) & 0xF0u, q >> 28u) | vec4<u32>(NIB_M);
+    return bitcast<vec4<f32>>(b) * vec4<f32>(0.0625, 0.000244140625, 0.0625, 1.0) -
+           vec4<f32>(524288.0, 2048.0, 524288.0, 8388608.0);
+}
 #if Q4_1
 // q4_1: unit = 1 block = 32 elements = 5 words [d|m, qs x4]. Word i of qs holds elements
 // 4i..4i+3 (low nibbles) and 16+4i..16+4i+3 (high). sum = d * sum(q x) + m * sum(x).
@@ -129,9 +152,9 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let b = rb + 5u * u;
     let dm = unpack2x16float(w[b]);
     let q0 = w[b + 1u]; let q1 = w[b + 2u]; let q2 = w[b + 3u]; let q3 = w[b + 4u];
-    let sq = dot(mv_nib(q0, 0u), X.a0) + dot(mv_nib(q1, 0u), X.a1) + dot(mv_nib(q2, 0u), X.a2) +
-             dot(mv_nib(q3, 0u), X.a3) + dot(mv_nib(q0, 4u), X.a4) + dot(mv_nib(q1, 4u), X.a5) +
-             dot(mv_nib(q2, 4u), X.a6) + dot(mv_nib(q3, 4u), X.a7);
+    let sq = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1) + dot(nib_lo(q2), X.a2) +
+             dot(nib_lo(q3), X.a3) + dot(nib_hi(q0), X.a4) + dot(nib_hi(q1), X.a5) +
+             dot(nib_hi(q2), X.a6) + dot(nib_hi(q3), X.a7);
     return dm.x * sq + dm.y * (X.s.x + X.s.y);
 }
 #endif
@@ -185,10 +208,10 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
     let qb = b + 4u + 8u * c + 4u * (u & 1u);
     let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
-    let lo = dot(mv_nib(q0, 0u), X.a0) + dot(mv_nib(q1, 0u), X.a1) + dot(mv_nib(q2, 0u), X.a2) +
-             dot(mv_nib(q3, 0u), X.a3);
-    let hi = dot(mv_nib(q0, 4u), X.a4) + dot(mv_nib(q1, 4u), X.a5) + dot(mv_nib(q2, 4u), X.a6) +
-             dot(mv_nib(q3, 4u), X.a7);
+    let lo = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1) + dot(nib_lo(q2), X.a2) +
+             dot(nib_lo(q3), X.a3);
+    let hi = dot(nib_hi(q0), X.a4) + dot(nib_hi(q1), X.a5) + dot(nib_hi(q2), X.a6) +
+             dot(nib_hi(q3), X.a7);
     return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
 }
 #endif
@@ -261,49 +284,117 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 }
 #endif
 
+// W's word offsets of this thread's rows row0 + 0..3, each clamped into the chunk: rows past the
+// end are computed from the last row (in bounds) and never stored.
+fn rbase(row0: u32) -> vec4<u32> {
+    return min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.rows - 1u)) * p.row_words;
+}
+
+// One unit against one x vector for the RPT rows at word offsets rb, as a VT (f32, vec2 or vec4:
+// rows in components): no loop and no indexing, so the sums stay in registers (a loop over RPT
+// rows into a private array, bounded by naga/Tint's loop guards, is not reliably unrolled).
+fn dotr(rb: vec4<u32>, u: u32, X: X8) -> VT {
+#if R4
+    return vec4<f32>(dotu(rb.x, u, X), dotu(rb.y, u, X), dotu(rb.z, u, X), dotu(rb.w, u, X));
+#else
+#if R2
+    return vec2<f32>(dotu(rb.x, u, X), dotu(rb.y, u, X));
+#else
+    return dotu(rb.x, u, X);
+#endif
+#endif
+}
+
+fn put(v: u32, row: u32, val0: f32) {
+    if (row < p.rows) {
+        let o = p.row0 + row;
+        var val = val0;
+#if BIAS
+        val += bias[o];
+#endif
+#if ACC
+        val += y[v * p.out_rows + o];
+#endif
+        y[v * p.out_rows + o] = val;
+    }
+}
+
+// After the loop over units, the TPR partial sums of each row are added: lane 0 of each row group
+// ends with the row totals in acc.
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+#if SUBGROUPS
+        @builtin(subgroup_size) sgs: u32,
+#endif
         @builtin(local_invocation_index) li: u32) {
     let rpw = RPT * (WG / TPR);
     let wid = wg.x + wg.y * nwg.x;
     if (wid * rpw >= p.rows) { return; }  // the grid's unused tail (uniform per workgroup)
     let lane = li % TPR;
     let row0 = wid * rpw + RPT * (li / TPR);  // this thread's rows: row0 .. row0 + RPT - 1
-    for (var i = 0u; i < NV * RPT; i++) { acc[i] = 0.0; }
+    var acc: array<VT, NV>;  // [v]: rows row0 + 0..RPT-1 in components (zero-initialized)
     if (row0 < p.rows) {
-        let nr = min(RPT, p.rows - row0);
+        let rb = rbase(row0);
         for (var u = lane; u < p.units; u += TPR) {
-            for (var v = 0u; v < NV; v++) {
-                let X = xload(v * p.xs, u);
-                for (var r = 0u; r < RPT; r++) {
-                    if (r < nr) { acc[v * RPT + r] += dotu((row0 + r) * p.row_words, u, X); }
-                }
+#if NV1
+            acc[0] += dotr(rb, u, xload(0u, u));
+#else
+            for (var v = 0u; v < NV; v++) { acc[v] += dotr(rb, u, xload(v * p.xs, u)); }
+#endif
+        }
+    }
+#if SUBGROUPS
+    // Butterfly over the m = min(TPR, subgroup size) lanes of a subgroup that share a row group
+    // (invocations li = k * sgs .. k * sgs + sgs - 1 form subgroup k, as on every driver for a
+    // 1-D workgroup; TPR and sgs are powers of two, so the xor partners stay in the row group),
+    // then, when a row group spans TPR / m subgroups, one barrier and lane 0 adds their totals.
+    let m = min(TPR, sgs);
+    for (var s = m >> 1u; s > 0u; s >>= 1u) {
+#if NV1
+        acc[0] += subgroupShuffleXor(acc[0], s);
+#else
+        for (var v = 0u; v < NV; v++) { acc[v] += subgroupShuffleXor(acc[v], s); }
+#endif
+    }
+    if (TPR > 4u) {  // TPR <= 4 <= every subgroup size: no cross-subgroup step (uniform: override)
+        if (lane % m == 0u) {
+            for (var v = 0u; v < NV; v++) { red[v * WG + li] = acc[v]; }
+        }
+        workgroupBarrier();
+        if (lane == 0u) {
+            for (var j = m; j < TPR; j += m) {
+                for (var v = 0u; v < NV; v++) { acc[v] += red[v * WG + li + j]; }
             }
         }
     }
-    for (var i = 0u; i < NV * RPT; i++) { red[i * WG + li] = acc[i]; }
+#else
+    for (var v = 0u; v < NV; v++) { red[v * WG + li] = acc[v]; }
     for (var s = TPR >> 1u; s > 0u; s >>= 1u) {
         workgroupBarrier();
         if (lane < s) {
-            for (var i = 0u; i < NV * RPT; i++) { red[i * WG + li] += red[i * WG + li + s]; }
+            for (var v = 0u; v < NV; v++) { red[v * WG + li] += red[v * WG + li + s]; }
         }
     }
     if (lane == 0u) {
-        for (var r = 0u; r < RPT; r++) {
-            let row = row0 + r;
-            if (row < p.rows) {
-                let o = p.row0 + row;
-                for (var v = 0u; v < NV; v++) {
-                    var val = red[(v * RPT + r) * WG + li];
-#if BIAS
-                    val += bias[o];
+        for (var v = 0u; v < NV; v++) { acc[v] = red[v * WG + li]; }
+    }
 #endif
-#if ACC
-                    val += y[v * p.out_rows + o];
+    if (lane == 0u) {
+        for (var v = 0u; v < NV; v++) {
+            let t = acc[v];
+#if R4
+            put(v, row0, t.x);
+            put(v, row0 + 1u, t.y);
+            put(v, row0 + 2u, t.z);
+            put(v, row0 + 3u, t.w);
+#else
+#if R2
+            put(v, row0, t.x);
+            put(v, row0 + 1u, t.y);
+#else
+            put(v, row0, t);
 #endif
-                    y[v * p.out_rows + o] = val;
-                }
-            }
+#endif
         }
     }
 }

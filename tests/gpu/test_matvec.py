@@ -70,13 +70,22 @@ def blocks_cols(t, nblocks):
 SHAPES = [(1, 1, 1), (37, 2, 2), (300, 3, 1), (67, 40, 3), (5, 1000, 8)]
 
 
+def need_subgroups(gpu, subgroups):
+    if subgroups and "subgroups" not in gpu.features:
+        pytest.skip("the adapter lacks the subgroups feature (the SUBGROUPS variant is untestable)")
+
+
+# subgroups: the SUBGROUPS reduction (shuffles, the default where the device has the feature)
+# and the workgroup-memory tree (always available) are both checked.
+@pytest.mark.parametrize("subgroups", [False, True])
 @pytest.mark.parametrize("t", TYPES)
 @pytest.mark.parametrize("rows,nb,n_vec", SHAPES)
-def test_matvec_matches_reference(gpu, run, t, rows, nb, n_vec):
+def test_matvec_matches_reference(gpu, run, t, rows, nb, n_vec, subgroups):
+    need_subgroups(gpu, subgroups)
     cols = blocks_cols(t, nb)
     w, x, ref, bound = case(gpu, t, rows, cols, n_vec)
     gx = gpu.upload(x.tobytes(), kind="activations", label="x")
-    gy = run(matvec(gpu, w, gx, n_vec=n_vec))
+    gy = run(matvec(gpu, w, gx, n_vec=n_vec, subgroups=subgroups))
     y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
     err = np.abs(y - ref)
     assert np.all(err <= bound + 1e-30), f"max err/bound {np.max(err / (bound + 1e-30)):.3g}"
@@ -128,6 +137,38 @@ def test_many_workgroups_spill_into_y(gpu, run, t, tpr):
     w.destroy(gpu)
 
 
+# Reduction shapes: TPR 1 (no reduction), 4 (within every subgroup: no barrier), 16 and 256
+# (more lanes than lavapipe's / NVIDIA's subgroups: the cross-subgroup step), with 1, 2 and 4
+# rows per thread, 1 and 3 vectors; 70 rows leave a partial last row group (clamped rows).
+@pytest.mark.parametrize("subgroups", [False, True])
+@pytest.mark.parametrize("tpr,rpt,n_vec", [(1, 4, 1), (4, 2, 3), (16, 1, 1), (16, 4, 3),
+                                           (256, 4, 1), (256, 2, 3)])
+@pytest.mark.parametrize("t", ["Q4_0", "Q6_K"])
+def test_reduction_shapes(gpu, run, t, tpr, rpt, n_vec, subgroups):
+    need_subgroups(gpu, subgroups)
+    rows, cols = 70, blocks_cols(t, 9 if t == "Q4_0" else 2)
+    w, x, ref, bound = case(gpu, t, rows, cols, n_vec)
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gy = run(matvec(gpu, w, gx, n_vec=n_vec, tpr=tpr, rpt=rpt, subgroups=subgroups))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
+    assert np.all(np.abs(y - ref) <= bound + 1e-30), \
+        f"max err/bound {np.max(np.abs(y - ref) / (bound + 1e-30)):.3g}"
+    for b in (gx, gy):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
+def test_choose_spreads_small_matrices():
+    """choose(): few rows -> fewer rows per thread, then more threads per row, until FEW_WG
+    workgroups (or one unit per thread); large matrices keep the defaults."""
+    from app.kernels.matvec import FEW_WG, MIN_RPT, choose, workgroups
+    assert choose(64, 16384, 1) == (32, 4)                      # 512 workgroups already
+    tpr, rpt = choose(64, 2048, 1)
+    assert (tpr, rpt) == (64, MIN_RPT) and workgroups(2048, tpr, rpt) >= FEW_WG
+    assert choose(4, 10, 1) == (4, MIN_RPT)                     # stops at one unit per thread
+    assert choose(4096, 8, 8)[0] == 256                         # stops at 256 threads per row
+
+
 def test_rejects_bad_arguments(gpu, run):
     w, x, _, _ = case(gpu, "Q8_0", 4, 32, 1)
     gx = gpu.upload(x.tobytes(), kind="activations", label="x")
@@ -137,5 +178,9 @@ def test_rejects_bad_arguments(gpu, run):
         run(matvec(gpu, w, gx, accumulate=True))
     with pytest.raises(ValueError, match="x holds"):
         run(matvec(gpu, w, gx, n_vec=2))
+    with pytest.raises(ValueError, match="rpt"):
+        run(matvec(gpu, w, gx, rpt=8))
+    with pytest.raises(ValueError, match="tpr"):
+        run(matvec(gpu, w, gx, tpr=3))
     gpu.destroy_buffer(gx)
     w.destroy(gpu)
