@@ -42,6 +42,8 @@ PYSCRIPT_SKIP = re.compile(r"^(codemirror|py-editor|py-terminal|py-game|xterm|mp
 EXTRA_VENDOR = {
     "@huggingface/tokenizers": ["dist/tokenizers.min.mjs"],
     "@huggingface/jinja": ["dist/index.js"],
+    # Incremental SHA-256 (WASM) for whole-file checks; SubtleCrypto cannot hash in parts.
+    "hash-wasm": ["dist/sha256.umd.min.js"],
 }
 # Everything under these source paths feeds the build; a newer mtime means dist/ is stale.
 SOURCES = ["index.html", "boot.py", "static", "app", "shaders", "package-lock.json", "build.py"]

@@ -11,6 +11,10 @@
 // crosses as JSON strings (no null/undefined proxies). Failures are returned as
 // {error: {name, message}} values, not thrown, so Python sees exactly how far a transfer got.
 // Names: NetworkError, StallError, LengthError, QuotaExceededError, IDBError.
+//
+// Whole-file SHA-256: SubtleCrypto only hashes a whole buffer, so files are hashed incrementally
+// with hash-wasm's SHA-256 (vendored by build.py into vendor/hash-wasm/): a hasher is fed each
+// chunk as pump() stores it, so a download is verified without reading it back.
 
 const DB_VERSION = 1;
 const dbs = new Map();
@@ -96,6 +100,43 @@ export async function clearAll(db) {
   await done(tx);
 }
 
+// -- incremental whole-file SHA-256 ---------------------------------------------------------------
+let hashWasm = null;
+
+// A fresh SHA-256 hasher ({init, update(Uint8Array), digest("hex")}).
+export async function hasherNew() {
+  if (!hashWasm) {
+    // A UMD bundle: imported for its side effect, it defines globalThis.hashwasm.
+    const url = new URL("../vendor/hash-wasm/sha256.umd.min.js", import.meta.url).href;
+    hashWasm = import(url).then(() => globalThis.hashwasm)
+      .catch((e) => { hashWasm = null; throw e; });
+  }
+  const hasher = await (await hashWasm).createSHA256();
+  hasher.init();
+  return hasher;
+}
+
+export function hasherUpdate(hasher, bytes) {
+  hasher.update(bytes);
+}
+
+export function hasherDigest(hasher) {
+  return hasher.digest("hex");
+}
+
+// Feed stored chunks [from, to) of `key` to `hasher`, in order, one chunk in memory at a time.
+// -> JSON {bytes, error}; error names the first missing chunk.
+export async function hashStored(db, key, hasher, from, to) {
+  let bytes = 0;
+  for (let i = from; i < to; i++) {
+    const rec = await request(db.transaction("chunks").objectStore("chunks").get([key, i]));
+    if (!rec) return JSON.stringify({ bytes, error: fail("IDBError", `chunk ${i} of ${key} is missing`) });
+    hasher.update(new Uint8Array(rec.data));
+    bytes += rec.data.byteLength;
+  }
+  return JSON.stringify({ bytes, error: null });
+}
+
 // -- chunks -------------------------------------------------------------------------------------
 export async function sha256(data) {
   return hex(await crypto.subtle.digest("SHA-256", data));
@@ -171,15 +212,19 @@ export function abort(handle) {
 // Read handle's body into chunks key/firstIndex, firstIndex+1, ... of chunkSize bytes. `expected`
 // is the body length the caller asked for (null: unknown, the end of the stream ends the file).
 // A final partial chunk is stored only when the body is complete. onProgress(bytesReceived) is
-// called at most every 100 ms and after each stored chunk.
+// called at most every 100 ms and after each stored chunk. `hasher` (or null) is fed each chunk
+// once it is stored, so it always covers exactly chunks firstIndex .. firstIndex + chunks - 1.
 // -> {chunks: stored, bytes: received, stored: bytes stored, error}
-export async function pump(db, handle, key, firstIndex, chunkSize, expected, stallMs, onProgress) {
+export async function pump(db, handle, key, firstIndex, chunkSize, expected, stallMs, onProgress,
+                           hasher = null) {
   const reader = handle.resp.body.getReader();
   let buf = new Uint8Array(chunkSize), fill = 0, index = firstIndex, received = 0, stored = 0;
   let last = 0;
   const result = (error) => JSON.stringify({ chunks: index - firstIndex, bytes: received, stored, error });
   const commit = async () => {
-    await storeChunk(db, key, index, fill === chunkSize ? buf : buf.subarray(0, fill));
+    const bytes = fill === chunkSize ? buf : buf.subarray(0, fill);
+    await storeChunk(db, key, index, bytes);
+    if (hasher) hasher.update(bytes);
     stored += fill; index += 1; fill = 0;
     onProgress(received);
   };

@@ -10,6 +10,14 @@ The bundled model (dist/models/, served by build.py's server on 127.0.0.1) is
     buffer, timed until the queue is drained; (e) is (c) plus the same GPU writes, to split
     the cost of the upload from the cost of verification.
 Median of `repeats` rounds; each round uses a fresh database for (b) and a fresh source for (d).
+
+    python -m app.bench.store --mode engine [--repeats 3]
+
+The model into the engine, GPU ready (app/store/load.py; the model is destroyed after each):
+(c) the same plain IndexedDB read  vs  (f) load_cached_model from the cache (each chunk sha256
+verified on first read, tensors uploaded and repacked, KV cache allocated; timed until the queue
+is drained)  vs  (g) load_model from the whole file already in memory (JSBufferSource; the
+engine's own cost, no cache at all).
 """
 from __future__ import annotations
 
@@ -97,6 +105,62 @@ async def measure(dev, url: str, repeats: int = 3) -> dict:
     return {"bytes": size, "chunks": n, "chunk_size": cs, "seconds": med, "all": times}
 
 
+async def measure_engine(dev, url: str, repeats: int = 3, context_length: int = 256) -> dict:
+    """Runs in the page. Seconds of (c) plain read, (f) cached load, (g) in-memory load."""
+    import uuid
+
+    from js import fetch
+    from pyodide.code import run_js
+
+    from app.formats.sources import JSBufferSource
+    from app.models import load_model
+    from app.store import FileSpec, Store
+    from app.store.load import load_cached_model
+
+    plain_read = run_js(PLAIN_READ_JS)
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    store = await Store.open(name)
+    (rec,) = await store.download(FileSpec(url))
+    n, size = rec["chunks"], rec["size"]
+    times = {k: [] for k in ("read", "cached_load", "memory_load")}
+    kw = dict(context_length=context_length, kv_dtype="f16")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        await plain_read(name, url, n)
+        times["read"].append(time.perf_counter() - t)
+
+        t = time.perf_counter()
+        model = await load_cached_model(dev, store, FileSpec(url, size=size), **kw)
+        await dev._device.queue.onSubmittedWorkDone()
+        times["cached_load"].append(time.perf_counter() - t)
+        model.destroy()
+
+        buf = await (await fetch(url)).arrayBuffer()
+        t = time.perf_counter()
+        model = await load_model(dev, JSBufferSource(buf), **kw)
+        await dev._device.queue.onSubmittedWorkDone()
+        times["memory_load"].append(time.perf_counter() - t)
+        model.destroy()
+        del buf
+    await store.delete_all()
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {"bytes": size, "chunks": n, "chunk_size": rec["chunk_size"], "seconds": med,
+            "all": times}
+
+
+def report_engine(r: dict) -> str:
+    mb, s = r["bytes"] / 1e6, r["seconds"]
+    rows = [("(c) plain IndexedDB read", s["read"]),
+            ("(f) load_cached_model (IndexedDB -> GPU ready)", s["cached_load"]),
+            ("(g) load_model from memory (JSBufferSource)", s["memory_load"])]
+    lines = [f"{r['bytes']:,} bytes, {r['chunks']} chunks of {r['chunk_size'] >> 20} MiB",
+             "| phase | s | MB/s |", "|---|---|---|"]
+    lines += [f"| {name} | {t:.3f} | {mb / t:,.0f} |" for name, t in rows]
+    lines.append(f"cached load/plain read {s['cached_load'] / s['read']:.2f}x; cached load/"
+                 f"in-memory load {s['cached_load'] / s['memory_load']:.2f}x")
+    return "\n".join(lines)
+
+
 def report(r: dict) -> str:
     mb, s = r["bytes"] / 1e6, r["seconds"]
     rows = [("(a) plain fetch", s["fetch"]), ("(b) Store.download", s["download"]),
@@ -114,14 +178,17 @@ def report(r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.bench.store")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--mode", choices=("transfer", "engine"), default="transfer",
+                    help="transfer: download/read/GPU-write phases; engine: the model GPU ready")
     args = ap.parse_args(argv)
     from .browser import chromium, run_py
+    fn, fmt = {"transfer": ("measure", report), "engine": ("measure_engine", report_engine)}[args.mode]
     with chromium() as page:
         url = page.evaluate("new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href")
-        code = ("from app.bench.store import measure\n"
-                f"result = await measure(dev, {url!r}, {args.repeats})")
+        code = (f"from app.bench.store import {fn}\n"
+                f"result = await {fn}(dev, {url!r}, {args.repeats})")
         r = run_py(page, code)["result"]
-    print(report(r))
+    print(fmt(r))
     print(json.dumps(r["all"]), file=sys.stderr)
     return 0
 

@@ -132,15 +132,58 @@ class IDB:
         return Chunk(r.data, meta["size"], meta["sha256"], meta["actual"])
 
     async def pump(self, resp: Response, key: str, first_index: int, chunk_size: int,
-                   expected: int | None, stall_ms: int, on_progress) -> PumpResult:
+                   expected: int | None, stall_ms: int, on_progress,
+                   hasher: "Hasher | None" = None) -> PumpResult:
+        """Store the body as chunks first_index, ...; `hasher` (which must cover chunks
+        0 .. first_index - 1) is fed each stored chunk and then covers all stored ones."""
         from pyodide.ffi import create_proxy
+        if hasher is not None and hasher.chunks != first_index:
+            raise StoreError(f"hasher covers {hasher.chunks} chunks, the body starts at {first_index}")
         cb = create_proxy(lambda received: on_progress(int(received)))
         try:
             r = json.loads(await self._mod.pump(self._db, resp.handle, key, first_index, chunk_size,
-                                                expected, stall_ms, cb))
+                                                expected, stall_ms, cb,
+                                                None if hasher is None else hasher.handle))
         finally:
             cb.destroy()
+        if hasher is not None:
+            hasher.chunks += r["chunks"]
         return PumpResult(r["chunks"], r["bytes"], r["stored"], r["error"])
+
+    async def hash_stored(self, key: str, hasher: "Hasher", to: int) -> None:
+        """Feed stored chunks hasher.chunks .. to - 1 of `key` to `hasher` (read in JS)."""
+        r = json.loads(await _call("hash", self._mod.hashStored(self._db, key, hasher.handle,
+                                                                 hasher.chunks, to)))
+        if r["error"]:
+            raise StoreError(r["error"]["message"])
+        hasher.chunks = to
+
+
+class Hasher:
+    """Incremental SHA-256 of a stored file, kept in JS (hash-wasm, vendored): Python holds the
+    handle and `chunks`, the number of leading chunks (0, 1, ...) fed so far."""
+
+    def __init__(self, handle):
+        self.handle, self.chunks = handle, 0
+
+    @classmethod
+    async def new(cls) -> "Hasher":
+        from pyodide.ffi import JsException
+        mod = await _js()
+        try:
+            return cls(await mod.hasherNew())
+        except JsException as e:
+            raise StoreError(f"could not load the SHA-256 module (vendor/hash-wasm; is dist/ built "
+                             f"with build.py?): {e}") from None
+
+    def update(self, data) -> None:
+        """Feed one more chunk (a JS Uint8Array; hashed in JS)."""
+        _module.hasherUpdate(self.handle, data)
+        self.chunks += 1
+
+    def hexdigest(self) -> str:
+        """The digest of everything fed (ends the hasher)."""
+        return str(_module.hasherDigest(self.handle))
 
 
 def concat(parts: list):

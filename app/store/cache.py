@@ -72,12 +72,13 @@ class Store:
     async def record(self, key: str) -> dict | None:
         return await self.idb.get_file(key)
 
-    async def source(self, key: str) -> IDBChunkSource:
+    async def source(self, key: str, readahead: int = 0) -> IDBChunkSource:
+        """A complete cached file as a byte source (readahead: see IDBChunkSource)."""
         rec = await self.idb.get_file(key)
         if rec is None or not rec["complete"]:
             raise NotCachedError(f"{key} is not in the cache" if rec is None else
                                  f"{key} is only partly downloaded; download it to resume")
-        return IDBChunkSource(self, rec)
+        return IDBChunkSource(self, rec, readahead=readahead)
 
     async def list(self) -> list[CachedFile]:
         out = []
@@ -113,13 +114,17 @@ class Store:
                "chunk_size": self.chunk_size, "complete": False, "date": time.time()}
         await self.idb.put_file(rec)
         n = chunk_count(size, self.chunk_size)
+        hasher = await browser.Hasher.new() if sha256 else None
         try:
             for i in range(n):
                 start = i * self.chunk_size
                 data = await browser.blob_slice(blob, start, min(size, start + self.chunk_size))
                 await self.idb.put_chunk(key, i, data)
+                if hasher:
+                    hasher.update(data)
                 progress.update(name, min(size, start + self.chunk_size))
         except QuotaError as e:
             await self.delete(key)
             raise QuotaError(name, size, e.available) from None
-        return await finish_file(self, FileSpec(url="", size=size, sha256=sha256, name=name, key=key), rec)
+        spec = FileSpec(url="", size=size, sha256=sha256, name=name, key=key)
+        return await finish_file(self, spec, rec, hasher)

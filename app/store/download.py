@@ -6,11 +6,14 @@ Under a Web Lock named after the file (two tabs download it once: the second wai
 it complete). Each attempt asks for bytes from the first missing chunk to the end of the file
 (HTTP Range); plan.decide() says what the answer means; static/store.js's pump stores whole
 chunks. A failed attempt that stored at least one chunk does not count against the retry budget.
+
+When the file's sha256 is known it is checked incrementally: a JS hasher (browser.Hasher) is fed
+each chunk as it is stored (and, on a resume, first the chunks already stored), so verification
+needs no second pass over the file and no bytes cross into Python.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass
 
@@ -68,6 +71,7 @@ async def _fetch_locked(store, spec: FileSpec, progress) -> dict:
     etag = (rec or {}).get("etag")
     quota_checked = False
     failures = 0
+    hasher = None   # covers chunks 0 .. hasher.chunks - 1 when spec.sha256 is known
     await store.ask_persist()
     while True:
         index = resume_index(await idb.chunk_indices(key), size, chunk_size)
@@ -115,9 +119,13 @@ async def _fetch_locked(store, spec: FileSpec, progress) -> dict:
                "etag": etag, "chunk_size": chunk_size, "complete": False, "date": time.time()}
         await idb.put_file(rec)
         progress.set_total(name, size)
+        if spec.sha256:
+            if hasher is None or hasher.chunks > index:     # first attempt, or a restart from 0
+                hasher = await browser.Hasher.new()
+            await idb.hash_stored(key, hasher, index)        # chunks stored before this attempt
         result = await idb.pump(resp, key, index, chunk_size,
                                 None if size is None else size - start, store.stall_ms,
-                                lambda received: progress.update(name, start + received))
+                                lambda received: progress.update(name, start + received), hasher)
         err = result.error
         if err and err["name"] == "QuotaExceededError":
             await idb.delete_chunks(key, 0, drop_record=True)
@@ -137,7 +145,7 @@ async def _fetch_locked(store, spec: FileSpec, progress) -> dict:
                                      what)
             continue
         break
-    return await finish_file(store, spec, rec)
+    return await finish_file(store, spec, rec, hasher)
 
 
 async def _failed(store, spec: FileSpec, failures: int, cause: str | None, message: str,
@@ -151,18 +159,20 @@ async def _failed(store, spec: FileSpec, failures: int, cause: str | None, messa
     return failures
 
 
-async def file_sha256(idb, key: str, n_chunks: int) -> str:
-    """sha256 of a stored file, chunk by chunk (one chunk in Python memory at a time)."""
-    h = hashlib.sha256()
-    for i in range(n_chunks):
-        chunk = await idb.read_chunk(key, i, verify=False)
-        if chunk is None:
-            raise IntegrityError(f"chunk {i} of {key} is missing")
-        h.update(chunk.data.to_bytes())
-    return h.hexdigest()
+async def file_sha256(idb, key: str, n_chunks: int, hasher=None) -> str:
+    """sha256 of a stored file, hashed in JS chunk by chunk (one chunk in memory at a time);
+    `hasher` (already covering the first hasher.chunks chunks) is continued when given."""
+    hasher = hasher or await browser.Hasher.new()
+    try:
+        await idb.hash_stored(key, hasher, n_chunks)
+    except StoreError as e:
+        raise IntegrityError(f"{key}: {e}") from None
+    return hasher.hexdigest()
 
 
-async def finish_file(store, spec: FileSpec, rec: dict) -> dict:
+async def finish_file(store, spec: FileSpec, rec: dict, hasher=None) -> dict:
+    """Check that every chunk is there (and the whole file's sha256 when the spec has one:
+    `hasher` is the download's, continued over any chunks it has not seen), mark it complete."""
     idb, key, size, cs = store.idb, rec["key"], rec["size"], rec["chunk_size"]
     n = chunk_count(size, cs)
     present = await idb.chunk_indices(key)
@@ -171,7 +181,7 @@ async def finish_file(store, spec: FileSpec, rec: dict) -> dict:
         if resume_index(await idb.chunk_indices(key), size, cs) != n:
             raise IntegrityError(f"{spec.label}: chunks are missing after the download")
     if spec.sha256:
-        got = await file_sha256(idb, key, n)
+        got = await file_sha256(idb, key, n, hasher if hasher and hasher.chunks <= n else None)
         if got != spec.sha256:
             await idb.delete_chunks(key, 0, drop_record=True)
             raise IntegrityError(f"{spec.label}: downloaded file has sha256 {got}, the catalog "

@@ -10,9 +10,14 @@ compared with the one recorded when it was stored. A mismatch is re-fetched from
 with a Range request when the file came from one (and checked against the recorded hash);
 otherwise IntegrityError. A corrupt chunk is never handed out. The last `keep` chunks read stay
 referenced so that the many small reads of a header parse cost one IndexedDB get.
+
+readahead=k (loaders streaming the whole file use 1): reading chunk i starts the IndexedDB get
+and sha256 of chunks i+1 .. i+k in the background, so they overlap with the GPU upload of
+chunk i's tensors. Memory: at most keep + readahead chunks (16 MiB each) are referenced.
 """
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 
 from . import browser
@@ -22,7 +27,7 @@ from .plan import chunk_count, chunk_span, chunks_for_range
 
 
 class IDBChunkSource:
-    def __init__(self, store, record: dict, keep: int = 2):
+    def __init__(self, store, record: dict, keep: int = 2, readahead: int = 0):
         if not record.get("complete"):
             raise NotCachedError(f"{record['key']} is not completely downloaded")
         self.store, self.record = store, record
@@ -30,18 +35,30 @@ class IDBChunkSource:
         self.n_chunks = chunk_count(self.size, self.chunk_size)
         self.verified: set[int] = set()
         self.repaired: list[int] = []
-        self._keep = keep
+        self._keep, self._readahead = keep, readahead
         self._recent: OrderedDict = OrderedDict()
+        self._pending: dict = {}     # index -> asyncio.Task of _load (readahead)
 
     async def chunk(self, index: int):
         if index in self._recent:
             self._recent.move_to_end(index)
             return self._recent[index]
-        data = await self._load(index)
+        task = self._pending.pop(index, None)
+        data = await (task if task is not None else self._load(index))
         self._recent[index] = data
         while len(self._recent) > self._keep:
             self._recent.popitem(last=False)
+        for i in range(index + 1, min(index + 1 + self._readahead, self.n_chunks)):
+            if i not in self._recent and i not in self._pending:
+                self._pending[i] = asyncio.ensure_future(self._load(i))
         return data
+
+    def close(self) -> None:
+        """Drop read-ahead work and the chunks kept (the source stays usable)."""
+        for task in self._pending.values():
+            task.cancel()
+        self._pending.clear()
+        self._recent.clear()
 
     async def _load(self, index: int):
         start, end = chunk_span(index, self.size, self.chunk_size)

@@ -149,3 +149,51 @@ def test_catalog_entries_resolve_against_the_catalog_url():
                 {"models": [{"id": "x", "files": [{"url": "a", "size": "big", "sha256": ""}]}]}):
         with pytest.raises(CatalogError):
             parse_catalog(bad, "http://h/")
+
+
+# -- load_cached_model's pure parts (app/store/load.py) -----------------------------------------
+def test_model_files_accepts_gguf_and_hf_file_lists_and_names_bad_ones():
+    from app.store import ModelEntry
+    from app.store.load import ModelFilesError, model_files
+    gguf = FileSpec("https://h/m.Q4_0.gguf", size=10)
+    assert model_files(gguf) == ("gguf", [gguf])
+    assert model_files("https://h/x.gguf") == ("gguf", [FileSpec("https://h/x.gguf")])
+    assert model_files(ModelEntry("m", "M", "gguf", False, (gguf,))) == ("gguf", [gguf])
+    hf = [FileSpec("https://h/config.json"), FileSpec("https://h/model.safetensors.index.json")]
+    assert model_files(hf) == ("safetensors", hf)
+    single = [FileSpec("https://h/config.json"), FileSpec("https://h/model.safetensors")]
+    assert model_files(single)[0] == "safetensors"
+    for bad in ([gguf, gguf], [FileSpec("https://h/config.json")], [], [1, 2],
+                [FileSpec("https://h/model.safetensors")]):
+        with pytest.raises(ModelFilesError):
+            model_files(bad)
+
+
+def test_load_progress_is_monotonic_and_splits_download_and_upload_by_bytes():
+    from app.store.load import LoadProgress
+    rng = random.Random()
+    for _ in range(50):
+        total = rng.randrange(1, 10 ** 9)
+        missing = rng.choice([0, rng.randrange(1, total + 1)])
+        already = total - missing
+        events = []
+        lp = LoadProgress(events.append, missing, total)
+        assert lp.download_share == pytest.approx(missing / (missing + total))
+        loaded = already
+        while missing and loaded < total:
+            # A retry can step back (an incomplete chunk discarded): the fraction must not.
+            loaded = max(already, min(total, loaded + rng.randrange(-total // 20, total // 5)))
+            lp.download({"file": "f", "loaded_bytes": loaded, "total_bytes": total,
+                         "overall": {"loaded_bytes": loaded, "total_bytes": total}}, already)
+        lp.cache("f", 100, total)
+        up_total, done = rng.randrange(1, total + 1), 0
+        while done < up_total:
+            done = min(up_total, done + rng.randrange(1, up_total // 3 + 2))
+            lp.upload(done, up_total)
+        f = [e["progress"] for e in events]
+        assert f == sorted(f) and f[-1] == 1.0 and all(0 <= x <= 1 for x in f)
+        if missing:
+            downloads = [e for e in events if e["phase"] == "download"]
+            # At the end of the download exactly the download's share is reached.
+            assert downloads[-1]["progress"] == pytest.approx(lp.download_share)
+        assert [e["phase"] for e in events][-1] == "upload"
