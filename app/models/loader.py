@@ -92,9 +92,21 @@ async def load_model(dev: Device, source, context_length: int | None = None,
     """Load weights tensor by tensor, allocate a KV cache for `context_length` tokens (default:
     the model's, at most DEFAULT_CONTEXT) and the work buffers. `progress(done_bytes, total)`
     during the upload. decode_q8: decode's matvecs over quantized weights take the int8-dot
-    path (app/kernels/matvec.py; faster, adds the int8 rounding of activations). Raises named errors for bad files and ModelMemoryError when it does not
-    fit; nothing stays allocated after a failure."""
+    path (app/kernels/matvec.py; faster, adds the int8 rounding of activations). Raises
+    named errors for bad files and ModelMemoryError when it does not fit; nothing stays
+    allocated after a failure."""
     cfg, ts, opened = await open_checkpoint(source)
+    return await load_checkpoint(dev, cfg, ts, opened, context_length, kv_dtype, quantize,
+                                 progress, prefill_chunk, decode_q8)
+
+
+async def load_checkpoint(dev: Device, cfg, ts: TensorSet, opened=(),
+                          context_length: int | None = None, kv_dtype: str = "f16",
+                          quantize: str | None = None, progress: Callable | None = None,
+                          prefill_chunk: int = 512, decode_q8: bool = False) -> Model:
+    """load_model's work for a checkpoint opened elsewhere (e.g. safetensors shards in the
+    IndexedDB cache, app/store/hf.py): `cfg` (from_gguf / from_hf), its TensorSet, and the
+    sources to close once the weights are uploaded."""
     try:
         ctx = _context(dev, cfg, context_length, kv_dtype)
         weights = await _guard(load_weights(dev, ts, cfg, quantize, progress), "the weights")

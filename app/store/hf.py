@@ -1,14 +1,7 @@
 """A Hugging Face safetensors checkpoint from the weight cache into the engine.
 
-app.models.load_model takes a checkpoint directory path (CPython) or a GGUF byte source, not
-safetensors sources opened elsewhere; this mirrors its steps for per-file cache sources:
-
-    config.json -> app.models.config.from_hf
-    model.safetensors | index + shards -> app.formats.safetensors (each file an IDBChunkSource)
-    -> TensorSet.from_safetensors -> load_weights -> Model(...).setup()
-
-(The lead may fold this into load_model: a `load_checkpoint(dev, cfg, tensors, ...)` there would
-leave only the opening here.)
+Opens the cached files (config.json -> from_hf; model.safetensors or the index and its shards,
+each an IDBChunkSource) and hands them to app.models.loader.load_checkpoint.
 """
 from __future__ import annotations
 
@@ -16,10 +9,9 @@ import json
 
 from app.formats.safetensors import read_safetensors, read_sharded
 from app.models.config import from_hf
-from app.models.loader import _context, _guard
+from app.models.loader import load_checkpoint
 from app.models.model import Model
 from app.models.tensors import TensorSet
-from app.models.weights import load_weights
 
 INDEX = "model.safetensors.index.json"
 
@@ -47,23 +39,8 @@ async def open_hf(store, by_name: dict, lp=None) -> tuple:
     return cfg, TensorSet.from_safetensors(st, cfg.family), opened
 
 
-async def load_hf(dev, store, by_name: dict, lp=None, context_length: int | None = None,
-                  kv_dtype: str = "f16", quantize: str | None = None, prefill_chunk: int = 512,
-                  decode_q8: bool = False) -> Model:
-    """load_model's steps (same arguments, same named errors) for a cached checkpoint."""
+async def load_hf(dev, store, by_name: dict, lp=None, **load_kwargs) -> Model:
+    """load_model for a cached checkpoint (same keyword arguments, same named errors)."""
     cfg, ts, opened = await open_hf(store, by_name, lp)
-    try:
-        ctx = _context(dev, cfg, context_length, kv_dtype)
-        weights = await _guard(load_weights(dev, ts, cfg, quantize, lp.upload if lp else None),
-                               "the weights")
-    finally:
-        for src in opened:
-            src.close()
-    model = Model(dev, cfg, weights, ctx, kv_dtype=kv_dtype, prefill_chunk=prefill_chunk,
-                  decode_q8=decode_q8)
-    try:
-        await _guard(model.setup(), f"the KV cache for {ctx} tokens")
-    except BaseException:
-        model.destroy()
-        raise
-    return model
+    return await load_checkpoint(dev, cfg, ts, opened, progress=lp.upload if lp else None,
+                                 **load_kwargs)
