@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..formats.gguf import read_gguf
 from ..formats.safetensors import read_safetensors, read_sharded
-from ..formats.sources import FileSource, as_bytes
+from ..formats.sources import FileSource
 from ..gpu import Device, GPUError, GPUOutOfMemoryError
 from .config import from_gguf, from_hf
 from .model import Model

@@ -23,7 +23,7 @@ import struct
 import time
 from typing import AsyncIterator
 
-from ..gpu import BufferUsage, Device
+from ..gpu import Device
 from ..kernels.activation import softcap
 from ..kernels.embedding import embedding
 from ..kernels.grid import step_params
