@@ -12,13 +12,16 @@
 //   3  p    : Params            uniform (below)
 //   4  bias : array<f32>        (out_rows,) f32, only with the BIAS define
 // Defines: one layout; NV (vectors, 1..8), NV1 (NV == 1); RPT (rows per thread: 1, 2 or 4), R2 /
-// R4 (RPT == 2 / 4), VT (f32, vec2<f32>, vec4<f32>: RPT sums); RED = 256 * NV; SUBGROUPS
+// R4 (RPT == 2 / 4), VT (f32, vec2<f32>, vec4<f32>: RPT sums); RED = WG * NV; SUBGROUPS
 // (reduce with subgroup shuffles; SG_ENABLE adds Dawn's enable directive); BIAS; ACC (y += instead
 // of y =); SCALAR (dense layouts whose cols are
 // not a multiple of the vector unit: one element per unit, x as scalars).
-// Override constant TPR: threads per row, a power of two 1..256.
+// WG: invocations per workgroup (256; CPU adapters use fewer so that small matrices still give
+// each core workgroups); NORED (TPR == 1: no reduction, hence no barrier and no workgroup memory,
+// which CPU adapters need: a barrier there costs far more than the arithmetic).
+// Override constant TPR: threads per row, a power of two 1..WG.
 //
-// Workgroup: 256 invocations = 256 / TPR row groups x TPR threads; each thread owns RPT
+// Workgroup: WG invocations = WG / TPR row groups x TPR threads; each thread owns RPT
 // consecutive rows. A thread walks units u = lane, lane + TPR, ... (a unit is what one thread
 // decodes per step: 4 dense elements or 32 quantized ones, 4..12 words of W; see dotu() per
 // layout), loads the unit's x values once per vector (xload) and applies them to its RPT rows,
@@ -26,7 +29,7 @@
 // subgroup shuffles plus at most one barrier (SUBGROUPS) or a workgroup-memory tree (log2(TPR)
 // barriers). Consecutive lanes read consecutive units, so
 // each row's bytes are read contiguously.
-// Dispatch: grid(ceil(rows / (RPT * 256 / TPR))) from app/kernels/grid.py (spills into y).
+// Dispatch: grid(ceil(rows / (RPT * WG / TPR))) from app/kernels/grid.py (spills into y).
 
 #if SG_ENABLE
 enable subgroups;
@@ -35,7 +38,7 @@ diagnostic(off, subgroup_uniformity);
 #include lib/mv_unpack
 
 override TPR: u32 = 32u;
-const WG: u32 = 256u;
+const WG: u32 = {{WG}}u;
 const NV: u32 = {{NV}}u;
 const RPT: u32 = {{RPT}}u;  // rows per thread (1, 2 or 4)
 alias VT = {{VT}};  // f32, vec2<f32> or vec4<f32>: one partial sum per row of a thread
@@ -63,7 +66,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 #endif
 
+#ifndef NORED
 var<workgroup> red: array<VT, {{RED}}>;  // WG * NV partial sums (rows in components)
+#endif
 
 // The x values one unit multiplies, loaded once and reused for the RPT rows a thread handles (x
 // loads, not W loads, were the bottleneck with one row per thread: a 32-element unit of a 4-bit
@@ -321,7 +326,7 @@ fn put(v: u32, row: u32, val0: f32) {
 
 // After the loop over units, the TPR partial sums of each row are added: lane 0 of each row group
 // ends with the row totals in acc.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 #if SUBGROUPS
         @builtin(subgroup_size) sgs: u32,
@@ -343,6 +348,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 #endif
         }
     }
+#ifndef NORED
 #if SUBGROUPS
     // Butterfly over the m = min(TPR, subgroup size) lanes of a subgroup that share a row group
     // (invocations li = k * sgs .. k * sgs + sgs - 1 form subgroup k, as on every driver for a
@@ -378,6 +384,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lane == 0u) {
         for (var v = 0u; v < NV; v++) { acc[v] = red[v * WG + li]; }
     }
+#endif
 #endif
     if (lane == 0u) {
         for (var v = 0u; v < NV; v++) {

@@ -15,7 +15,8 @@ import js  # noqa: F401  (Pyodide only)
 from js import Object, Uint8Array, Uint32Array, navigator
 from pyodide.ffi import JsException, JsProxy, create_proxy, to_js
 
-from .device import ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, BufferUsage, Device
+from .device import (ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, BufferUsage, Device,
+                     is_cpu_adapter)
 from .errors import (DeviceLostError, GPUOutOfMemoryError, GPUValidationError,
                      ShaderCompileError, WebGPUUnavailableError)
 
@@ -196,8 +197,10 @@ async def open_browser_device(power_preference: str = "high-performance") -> Bro
         raise WebGPUUnavailableError(f"requestDevice failed: {e}") from e
     limits = {k: int(getattr(device.limits, k)) for k in ENGINE_LIMITS}
     ai = adapter.info
-    info = AdapterInfo(vendor=str(ai.vendor), architecture=str(ai.architecture),
-                       device=str(ai.device), description=str(ai.description), backend="browser")
+    names = dict(vendor=str(ai.vendor), architecture=str(ai.architecture), device=str(ai.device),
+                 description=str(ai.description))
+    # SwiftShader reports architecture "swiftshader"; the browser exposes no adapter type
+    info = AdapterInfo(**names, backend="browser", is_cpu=is_cpu_adapter(*names.values()))
     dev = BrowserDevice(adapter, device, info, frozenset(features), limits)
     dev._lost_proxy = create_proxy(dev._on_lost)  # kept alive as long as the device
     device.lost.then(dev._lost_proxy)

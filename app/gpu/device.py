@@ -48,6 +48,19 @@ class AdapterInfo:
     device: str
     description: str
     backend: str  # "browser" (navigator.gpu) or "native" (wgpu-native)
+    # A software adapter on the CPU (Chrome's SwiftShader, Mesa's lavapipe/llvmpipe): workgroup
+    # barriers there cost far more than redundant work, so kernels pick barrier-free variants.
+    is_cpu: bool = False
+
+
+CPU_ADAPTER_NAMES = ("swiftshader", "llvmpipe", "lavapipe")
+
+
+def is_cpu_adapter(*names: str, adapter_type: str = "") -> bool:
+    """True for a CPU adapter: wgpu-native's adapter_type "CPU", or a known software rasterizer's
+    name in any of the adapter info strings (the browser reports no adapter type)."""
+    text = " ".join(str(n) for n in names).lower()
+    return adapter_type.upper() == "CPU" or any(n in text for n in CPU_ADAPTER_NAMES)
 
 
 @dataclass(eq=False)
@@ -80,6 +93,11 @@ class Device:
         self.lost: DeviceLostError | None = None
         self.lost_callbacks: list = []  # called with the DeviceLostError when the device is lost
         self._pipelines: dict[tuple, Pipeline] = {}
+
+    @property
+    def is_cpu(self) -> bool:
+        """A software (CPU) adapter: see AdapterInfo.is_cpu."""
+        return self.info.is_cpu
 
     # -- buffers -------------------------------------------------------------------------------
     def create_buffer(self, size: int, *, kind: str, label: str = "",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .device import ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, Device
+from .device import ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, Device, is_cpu_adapter
 from .errors import (GPUOutOfMemoryError, GPUValidationError, ShaderCompileError,
                      WebGPUUnavailableError)
 
@@ -151,5 +151,8 @@ async def open_native_device(power_preference: str = "high-performance") -> Nati
     ai = adapter.info
     info = AdapterInfo(vendor=ai.get("vendor", ""), architecture=ai.get("architecture", ""),
                        device=ai.get("device", ""), description=ai.get("description", ""),
-                       backend=f"native ({ai.get('backend_type', '?')})")
+                       backend=f"native ({ai.get('backend_type', '?')})",
+                       is_cpu=is_cpu_adapter(ai.get("vendor", ""), ai.get("device", ""),
+                                             ai.get("description", ""),
+                                             adapter_type=str(ai.get("adapter_type", ""))))
     return NativeDevice(adapter, device, info, features, limits)

@@ -1,5 +1,6 @@
 """Attention against the KV cache: decode (one query token, split over the KV range and
-combined) and causal prefill (a chunk of queries, flash-attention tiles).
+combined) and causal prefill (a chunk of queries, flash-attention tiles). On CPU adapters
+(dev.is_cpu) decode runs shaders/attention_decode_cpu.wgsl: no workgroup barriers.
 
     await kv_write(dev, cache, layer, k, v, step)                 # first: this step's rows
     o = await attention_decode(dev, q, cache, layer, step, n_heads)     # q (n_heads, head_dim)
@@ -25,6 +26,7 @@ from .kv_cache import KVCache, nbytes
 MAX_SPLITS = 32  # decode: splits dispatched per head (the ones past kv_len write neutral partials)
 CHUNK_MIN = 64   # decode: keys per tile; a split takes a whole number of tiles, so up to
                  # CHUNK_MIN * MAX_SPLITS keys every busy split runs one tile (the latency floor)
+CPU_WG = 8       # decode on CPU adapters: shaders/attention_decode_cpu.wgsl's workgroup size
 PREFILL_BQ = 16  # prefill: queries per workgroup (shaders/attention_prefill.wgsl's BQ)
 
 
@@ -46,10 +48,11 @@ def _defines(cache: KVCache, **more) -> dict:
 
 async def attention_decode(dev: Device, q, cache: KVCache, layer: int, step: Buffer, n_heads: int,
                            out=None, scale=None, softcap: float = 0.0, window: int = 0,
-                           target=None):
+                           target=None, cpu: bool | None = None):
     """out (n_heads, head_dim) f32 = attention of q (n_heads, head_dim) over cache rows
     [max(0, kv_len - window), kv_len) of `layer`, kv_len = step.kv_len. Two dispatches: per-split
-    partials into cache.scratch(), then the combine."""
+    partials into cache.scratch(), then the combine. `cpu` picks the barrier-free variant
+    (shaders/attention_decode_cpu.wgsl, same results); default: dev.is_cpu."""
     hd = cache.head_dim
     row = 4 * n_heads * hd
     if nbytes(q) < row:
@@ -61,14 +64,20 @@ async def attention_decode(dev: Device, q, cache: KVCache, layer: int, step: Buf
     partials = cache.scratch(16 * n_heads * MAX_SPLITS * (hd // 4 + 1))
     # MAX_SPLITS is a define (not an override) so the combine's loops over splits have constant
     # trip counts; the tile size (CHUNK_MIN) is the shader's TK.
-    split = await dev.pipeline("attention_decode", "main", consts,
-                               _defines(cache, MAX_SPLITS=MAX_SPLITS))
-    combine = await dev.pipeline("attention_decode", "main", {},
+    cpu = getattr(dev, "is_cpu", False) if cpu is None else cpu
+    shader = "attention_decode_cpu" if cpu else "attention_decode"
+    split = await dev.pipeline(shader, "main", consts, _defines(cache, MAX_SPLITS=MAX_SPLITS))
+    combine = await dev.pipeline(shader, "main", {},
                                  _defines(cache, MAX_SPLITS=MAX_SPLITS, COMBINE=True))
     d = target or dev
-    d.dispatch(split, [dev.bind(split, [q, cache.k[layer], cache.v[layer], partials, step])],
-               (MAX_SPLITS, n_heads, 1))
-    d.dispatch(combine, [dev.bind(combine, [partials, out])], (n_heads, 1, 1))
+    bg = dev.bind(split, [q, cache.k[layer], cache.v[layer], partials, step])
+    if cpu:   # one invocation per (split, head) / per (vec4 column, head), CPU_WG per workgroup
+        d.dispatch(split, [bg], (-(-MAX_SPLITS // CPU_WG), n_heads, 1))
+        d.dispatch(combine, [dev.bind(combine, [partials, out])],
+                   (-(-(hd // 4) // CPU_WG), n_heads, 1))
+    else:
+        d.dispatch(split, [bg], (MAX_SPLITS, n_heads, 1))
+        d.dispatch(combine, [dev.bind(combine, [partials, out])], (n_heads, 1, 1))
     return out
 
 

@@ -24,6 +24,10 @@ Q6_K 162 -> 123; 8B: 43.6 -> 32.0, 28.3 -> 22.2 (python -m app.bench profile).
 E.g. 4096 cols, n_vec 1: q4_1 -> 128
 units, TPR 64, 16 rows per workgroup; f32 -> 1024 units, TPR 256, 4 rows per workgroup.
 
+CPU adapters (dev.is_cpu: SwiftShader, lavapipe) take choose_cpu() instead: TPR 1 (each thread
+walks whole rows, so the shader has no reduction, no barrier and no workgroup memory: NORED) and
+CPU_WG-invocation workgroups, so even a 576-row matrix gives each of a few cores workgroups.
+
 int8-dot path (opt-in, quantized layouts only): `xq = await quantize_x(dev, x, cols)` once per
 step (shaders/quantize_x.wgsl: int8 per 32-element block, d_x = amax / 127, exact f32 sum of x),
 then `matvec(..., xq=xq)` runs shaders/matvec_q8.wgsl (dot4I8Packed; units of 32 elements for
@@ -88,8 +92,27 @@ def plan(layout: str, cols: int) -> tuple[bool, int, int]:
     return False, cols // elems, row_bytes(layout, cols) // 4
 
 
-def workgroups(rows: int, tpr: int, rpt: int) -> int:
-    return -(-rows // (rpt * WG // tpr))
+def workgroups(rows: int, tpr: int, rpt: int, wg: int = WG) -> int:
+    return -(-rows // (rpt * wg // tpr))
+
+
+CPU_WG = 16  # CPU adapters: invocations per workgroup (4 SIMD rows on SwiftShader, 2 on lavapipe)
+
+
+CPU_MAX_SERIAL = 16384  # CPU adapters: most units x vectors one thread walks (see choose_cpu)
+
+
+def choose_cpu(units: int, n_vec: int) -> tuple[int, int]:
+    """(threads per row, rows per thread) on a CPU adapter: TPR 1 (no cross-thread reduction,
+    which needs barriers) and rows_per_thread(n_vec) rows per thread, reusing each x load for
+    them; a workgroup of CPU_WG threads covers CPU_WG * rpt / TPR rows (64 for one vector).
+    TPR doubles while a thread would walk more than CPU_MAX_SERIAL units x vectors: lavapipe
+    (Mesa 22.3.6) returned wrong sums for TPR 1 at 8000 q4_k units x 8 vectors (4000 x 8 and
+    8000 x 4 were right, with TPR 2 too). Decode shapes stay far below (4096 cols q4: 128)."""
+    tpr = 1
+    while tpr < CPU_WG and -(-units // tpr) * n_vec > CPU_MAX_SERIAL:
+        tpr *= 2
+    return tpr, rows_per_thread(n_vec)
 
 
 def choose(units: int, rows: int, n_vec: int) -> tuple[int, int]:
@@ -111,14 +134,15 @@ def choose(units: int, rows: int, n_vec: int) -> tuple[int, int]:
 async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None, n_vec: int = 1,
                  bias: Buffer | None = None, accumulate: bool = False, target=None,
                  tpr: int | None = None, xq: "QuantX | None" = None, rpt: int | None = None,
-                 subgroups: bool | None = None) -> Buffer:
+                 subgroups: bool | None = None, cpu: bool | None = None) -> Buffer:
     """`out` is (n_vec, w.rows) f32; `bias` (w.rows,) f32 is added when given; accumulate adds
     the product (and bias) to out's contents (a fused residual add). `tpr` / `rpt` override the
     threads per row (a power of two 1..256) and rows per thread (1, 2 or 4, n_vec * rpt <= 16)
     (tests and benchmarks). `subgroups`: reduce with subgroup shuffles (default: when the device
     has the "subgroups" feature; False forces the workgroup-memory tree). `xq` (from quantize_x
     of this x): use the int8-dot path (shaders/matvec_q8.wgsl) for the layouts in Q8_UNIT; other
-    layouts ignore it and take the exact f32 path. The default (xq None) is the exact f32 path."""
+    layouts ignore it and take the exact f32 path. The default (xq None) is the exact f32 path.
+    `cpu`: choose_cpu()'s barrier-free parameters and CPU_WG workgroups (default: dev.is_cpu)."""
     if not 1 <= n_vec <= MAX_VEC:
         raise ValueError(f"matvec: n_vec must be 1..{MAX_VEC}, got {n_vec}")
     if w.layout not in UNIT:
@@ -131,6 +155,7 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
         out = dev.create_buffer(4 * n_vec * w.rows, kind="activations", label=f"{w.name}.y")
     if out.size < 4 * n_vec * w.rows:
         raise ValueError(f"matvec {w.name}: out holds {out.size} B, needs ({n_vec}, {w.rows}) f32")
+    cpu = getattr(dev, "is_cpu", False) if cpu is None else cpu
     if xq is not None and w.layout in Q8_UNIT:
         return await _matvec_q8(dev, w, xq, out, n_vec, bias, accumulate, target, tpr)
     if tpr is not None and (tpr & (tpr - 1) or not 1 <= tpr <= WG):
@@ -145,10 +170,12 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
     xs = w.cols if scalar else w.cols // 4
     xbind = (x, 0, 4 * n_vec * w.cols)
     for ch in w.chunks:
-        c_tpr, c_rpt = choose(units, ch.rows, n_vec)
+        c_tpr, c_rpt = choose_cpu(units, n_vec) if cpu else choose(units, ch.rows, n_vec)
         c_tpr, c_rpt = tpr or c_tpr, rpt or c_rpt
+        wg = CPU_WG if cpu and c_tpr <= CPU_WG else WG  # a forced tpr > CPU_WG gets WG threads
         defines = {UNIT[w.layout][0]: True, "NV": n_vec, "NV1": n_vec == 1, "RPT": c_rpt,
-                   "R2": c_rpt == 2, "R4": c_rpt == 4, "VT": VT[c_rpt], "RED": WG * n_vec,
+                   "R2": c_rpt == 2, "R4": c_rpt == 4, "VT": VT[c_rpt], "RED": wg * n_vec,
+                   "WG": wg, "NORED": c_tpr == 1,
                    "SCALAR": scalar, "BIAS": bias is not None,
                    "ACC": accumulate, "SUBGROUPS": subgroups,
                    # Dawn needs the enable directive; wgpu-native's naga rejects it (and needs none)
@@ -158,7 +185,7 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
                                xs, 0, label="matvec.params")
         bufs = [ch.buffer, xbind, out, params] + ([bias] if bias is not None else [])
         (target or dev).dispatch(pipe, [dev.bind(pipe, bufs)],
-                                 grid(workgroups(ch.rows, c_tpr, c_rpt)))
+                                 grid(workgroups(ch.rows, c_tpr, c_rpt, wg)))
     return out
 
 

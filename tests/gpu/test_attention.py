@@ -1,4 +1,6 @@
-"""shaders/attention_decode.wgsl and attention_prefill.wgsl against a float64 numpy reference.
+"""shaders/attention_decode.wgsl, attention_decode_cpu.wgsl (the barrier-free variant for CPU
+adapters; both run here whatever the adapter is) and attention_prefill.wgsl against a float64
+numpy reference.
 
 Tolerance (all tests): every output row is a convex combination of V rows computed in f32
 (u = 2^-24). Rounding in a head_dim-term dot product moves a logit by about
@@ -121,14 +123,15 @@ DECODE = [
 ]
 
 
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
 @pytest.mark.parametrize("hd,n_heads,n_kv,kv_len,dtype,kw,qmul", DECODE)
-def test_attention_decode(gpu, run, hd, n_heads, n_kv, kv_len, dtype, kw, qmul):
+def test_attention_decode(gpu, run, hd, n_heads, n_kv, kv_len, dtype, kw, qmul, cpu):
     rng = np.random.default_rng()
     cache, K, V = filled_cache(gpu, run, rng, [(0, kv_len)], n_kv, hd, dtype, kv_len + 3)
     q = rng.standard_normal((n_heads, hd)) * qmul
     qb = upload(gpu, q, "q")
     step = step_params(gpu, kv_len - 1, 1)
-    ob = run(attention_decode(gpu, qb, cache, 1, step, n_heads, **kw))
+    ob = run(attention_decode(gpu, qb, cache, 1, step, n_heads, cpu=cpu, **kw))
     got = read(gpu, run, ob, (1, n_heads, hd))
     scale = kw.get("scale", hd ** -0.5)
     args = (q[None].astype(np.float32), K, V, [kv_len - 1], scale)
@@ -198,8 +201,9 @@ class Recorder:
             self.dev.dispatch(*call)
 
 
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
 @pytest.mark.parametrize("dtype", ["f32", "f16"])
-def test_decode_plan_replays_at_new_positions(gpu, run, dtype):
+def test_decode_plan_replays_at_new_positions(gpu, run, dtype, cpu):
     """kv_write + attention_decode recorded once, replayed at pos 61..66 (crossing CHUNK_MIN, so
     the number of splits changes), at 700 after a long prefill write, and at 2047 / 2048 (kv_len
     2048 = 32 one-tile splits, 2049 = 17 two-tile splits): only the Step uniform and the input
@@ -212,8 +216,9 @@ def test_decode_plan_replays_at_new_positions(gpu, run, dtype):
     step = step_params(gpu, start, 1)
     plan = Recorder(gpu)
     run(kv_write(gpu, cache, 1, kb, vb, step, target=plan))
-    ob = run(attention_decode(gpu, qb, cache, 1, step, n_heads, target=plan))
+    ob = run(attention_decode(gpu, qb, cache, 1, step, n_heads, target=plan, cpu=cpu))
     assert len(plan.calls) == 3
+    assert plan.calls[1][0].key[0] == ("attention_decode_cpu" if cpu else "attention_decode")
     filled = start  # rows 0 .. filled - 1 hold data
     for pos in [start, start + 1, start + 2, start + 3, start + 4, start + 5, 700, 2047, 2048]:
         if pos > filled:  # fill the rows up to pos - 1 outside the plan, as a prefill would

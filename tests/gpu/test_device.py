@@ -68,3 +68,17 @@ def test_uniform_and_dispatch_limits(gpu, run):
         gpu.dispatch(p, [], (gpu.limits["maxComputeWorkgroupsPerDimension"] + 1, 1, 1))
     u = gpu.create_buffer(16, kind="uniforms", usage=BufferUsage.UNIFORM | BufferUsage.COPY_DST)
     gpu.destroy_buffer(u)
+
+
+def test_cpu_adapter_detection(gpu):
+    """is_cpu: wgpu-native's adapter type CPU, or SwiftShader / llvmpipe by name (Chrome reports
+    SwiftShader's architecture "swiftshader" and no adapter type)."""
+    from app.gpu.device import is_cpu_adapter
+    import wgpu
+    kind = wgpu.gpu.request_adapter_sync().info.get("adapter_type", "")
+    assert gpu.is_cpu == (kind == "CPU" or "llvmpipe" in gpu.info.device.lower())
+    assert is_cpu_adapter("google", "swiftshader", "", "")
+    assert is_cpu_adapter("llvmpipe", "", "llvmpipe (LLVM 15.0.6, 256 bits)", "Mesa 22.3.6")
+    assert is_cpu_adapter("", "", "", "", adapter_type="CPU")
+    assert not is_cpu_adapter("nvidia", "hopper", "NVIDIA H100", "", adapter_type="DiscreteGPU")
+    assert not is_cpu_adapter("google", "", "", "", adapter_type="")
