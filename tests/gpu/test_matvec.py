@@ -75,17 +75,19 @@ def need_subgroups(gpu, subgroups):
         pytest.skip("the adapter lacks the subgroups feature (the SUBGROUPS variant is untestable)")
 
 
-# subgroups: the SUBGROUPS reduction (shuffles, the default where the device has the feature)
-# and the workgroup-memory tree (always available) are both checked.
-@pytest.mark.parametrize("subgroups", [False, True])
+# The GPU parameters (choose()) with the SUBGROUPS reduction (shuffles, the default where the
+# device has the feature) and with the workgroup-memory tree (always available), and the CPU
+# adapters' barrier-free parameters (choose_cpu()), whatever this device would pick.
+@pytest.mark.parametrize("cpu,subgroups", [(False, False), (False, True), (True, None)])
 @pytest.mark.parametrize("t", TYPES)
 @pytest.mark.parametrize("rows,nb,n_vec", SHAPES)
-def test_matvec_matches_reference(gpu, run, t, rows, nb, n_vec, subgroups):
-    need_subgroups(gpu, subgroups)
+def test_matvec_matches_reference(gpu, run, t, rows, nb, n_vec, cpu, subgroups):
+    if subgroups:
+        need_subgroups(gpu, subgroups)
     cols = blocks_cols(t, nb)
     w, x, ref, bound = case(gpu, t, rows, cols, n_vec)
     gx = gpu.upload(x.tobytes(), kind="activations", label="x")
-    gy = run(matvec(gpu, w, gx, n_vec=n_vec, subgroups=subgroups))
+    gy = run(matvec(gpu, w, gx, n_vec=n_vec, subgroups=subgroups, cpu=cpu))
     y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
     err = np.abs(y - ref)
     assert np.all(err <= bound + 1e-30), f"max err/bound {np.max(err / (bound + 1e-30)):.3g}"
