@@ -67,11 +67,15 @@ async def _run(args) -> int:
     from .tokenizer.chat import ChatFormat
     from .tokenizer.stream import StreamDetokenizer
 
+    from .models import ModelSourceError
     params = SamplingParams(temperature=args.temperature, seed=args.seed, top_k=args.top_k,
                             top_p=args.top_p)
+    if not os.path.exists(args.model):
+        raise ModelSourceError(f"{args.model}: no such file or directory")
     tok = await _tokenizer(args.model)
     dev = await open_device()
-    _log(f"adapter: {dev.adapter_info.description if hasattr(dev, 'adapter_info') else 'gpu'}")
+    info = dev.info
+    _log(f"adapter: {info.vendor} {info.device} {info.description} ({info.backend})")
     t0 = time.perf_counter()
     last = [0.0]
 
