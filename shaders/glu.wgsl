@@ -1,12 +1,6 @@
 // glu.wgsl — gated MLP activation:  y[t, j] = act(gate[t, j]) * up[t, j]
 //
-//   silu(g)      = g / (1 + exp(-g))                                        (SwiGLU)
-//   gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))           (GeGLU)
-//                = g / (1 + exp(-2 u)),  u = sqrt(2/pi) (g + 0.044715 g^3)
-// gelu_tanh is evaluated in the second (identical) form: no tanh, so no 1 + tanh cancellation
-// for negative g and no NaN from tanh of large |u| (tanh through sinh/cosh overflows). Where the
-// exp argument passes 80 the result is 0 (see gated); g is clamped to +-20 inside u (u is +-300
-// there: the gate is exactly 0 or 1 in f32) so g^3 cannot overflow.
+// act = silu or gelu_tanh, from lib/glu_act.wgsl (shared with matvec.wgsl's GLU_X input).
 //
 // Bindings (group 0), ACT is silu or gelu_tanh:
 //   FUSED (HF gate_up_proj, e.g. Phi-3):
@@ -34,20 +28,7 @@ override FFN: u32 = 1u;  // FUSED only: the output row length
 #endif
 #endif
 
-// g / (1 + exp(a)); 0 once a > 80, where the true value is below |g| e^-80 (1e-33 for any
-// gate that is not itself astronomically large) and exp could overflow.
-fn gated(g: f32, a: f32) -> f32 {
-    return select(g / (1.0 + exp(min(a, 80.0))), 0.0, a > 80.0);
-}
-
-fn silu(g: f32) -> f32 {
-    return gated(g, -g);
-}
-
-fn gelu_tanh(g: f32) -> f32 {
-    let c = clamp(g, -20.0, 20.0);
-    return gated(g, -1.5957691216057308 * (c + 0.044715 * c * c * c));  // -2 sqrt(2/pi) (...)
-}
+#include lib/glu_act
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -7,7 +7,7 @@
 //
 // Bindings (group 0):
 //   0  w    : array<u32>        the chunk's bytes; row r starts at word r * row_words
-//   1  x    : array<vec4<f32>>  (NV, cols) f32   [array<f32> when SCALAR]
+//   1  x    : array<vec4<f32>>  (NV, cols) f32   [array<f32> when SCALAR; (NV, 2 cols) if GLU_X]
 //   2  y    : array<f32>        (NV, out_rows) f32; rows row0 .. row0 + rows written (read too if ACC)
 //   3  p    : Params            uniform (below)
 //   4  bias : array<f32>        (out_rows,) f32, only with the BIAS define
@@ -19,6 +19,11 @@
 // WG: invocations per workgroup (256; CPU adapters use fewer so that small matrices still give
 // each core workgroups); NORED (TPR == 1: no reduction, hence no barrier and no workgroup memory,
 // which CPU adapters need: a barrier there costs far more than the arithmetic).
+// GLU_X (with ACT = silu or gelu_tanh): x is the fused gate | up buffer (NV, 2 cols) and the
+// product's input is formed on load, x[v, k] = ACT(gu[v, k]) * gu[v, cols + k], with glu.wgsl's
+// functions (lib/glu_act.wgsl), so the result equals glu.wgsl followed by this matvec bit for bit
+// (decode's down projection without the glu dispatch; every row group recomputes the
+// activations of the units it walks).
 // Override constant TPR: threads per row, a power of two 1..WG.
 //
 // Workgroup: WG invocations = WG / TPR row groups x TPR threads; each thread owns RPT
@@ -36,6 +41,9 @@ enable subgroups;
 diagnostic(off, subgroup_uniformity);
 #endif
 #include lib/mv_unpack
+#if GLU_X
+#include lib/glu_act
+#endif
 
 override TPR: u32 = 32u;
 const WG: u32 = {{WG}}u;
@@ -70,6 +78,27 @@ struct Params {
 var<workgroup> red: array<VT, {{RED}}>;  // WG * NV partial sums (rows in components)
 #endif
 
+// x's element (SCALAR) or vec4 i: p.xs spans a whole gate | up row under GLU_X, whose up half
+// starts cols elements after the gate.
+#if SCALAR
+fn xat(i: u32) -> f32 {
+#if GLU_X
+    return {{ACT}}(x[i]) * x[i + p.cols];
+#else
+    return x[i];
+#endif
+}
+#else
+fn xat(i: u32) -> vec4<f32> {
+#if GLU_X
+    let g = x[i];
+    return vec4<f32>({{ACT}}(g.x), {{ACT}}(g.y), {{ACT}}(g.z), {{ACT}}(g.w)) * x[i + p.cols / 4u];
+#else
+    return x[i];
+#endif
+}
+#endif
+
 // The x values one unit multiplies, loaded once and reused for the RPT rows a thread handles (x
 // loads, not W loads, were the bottleneck with one row per thread: a 32-element unit of a 4-bit
 // layout reads 128 B of x for 20 B of W). Named fields, not an array: arrays of values went to
@@ -80,10 +109,10 @@ struct X8 { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
 fn x8(o: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32, d6: u32, d7: u32) -> X8 {
 #if SCALAR
     let z = vec4<f32>(0.0);
-    return X8(vec4<f32>(x[o + d0], 0.0, 0.0, 0.0), z, z, z, z, z, z, z, vec2<f32>(0.0));
+    return X8(vec4<f32>(xat(o + d0), 0.0, 0.0, 0.0), z, z, z, z, z, z, z, vec2<f32>(0.0));
 #else
-    let a0 = x[o + d0]; let a1 = x[o + d1]; let a2 = x[o + d2]; let a3 = x[o + d3];
-    let a4 = x[o + d4]; let a5 = x[o + d5]; let a6 = x[o + d6]; let a7 = x[o + d7];
+    let a0 = xat(o + d0); let a1 = xat(o + d1); let a2 = xat(o + d2); let a3 = xat(o + d3);
+    let a4 = xat(o + d4); let a5 = xat(o + d5); let a6 = xat(o + d6); let a7 = xat(o + d7);
     let one = vec4<f32>(1.0);
     return X8(a0, a1, a2, a3, a4, a5, a6, a7,
               vec2<f32>(dot(a0 + a1 + a2 + a3, one), dot(a4 + a5 + a6 + a7, one)));

@@ -28,6 +28,12 @@ CPU adapters (dev.is_cpu: SwiftShader, lavapipe) take choose_cpu() instead: TPR 
 walks whole rows, so the shader has no reduction, no barrier and no workgroup memory: NORED) and
 CPU_WG-invocation workgroups, so even a 576-row matrix gives each of a few cores workgroups.
 
+GLU input (`glu=("silu" | "gelu_tanh", ffn)`, ffn == w.cols): x is the fused gate | up buffer
+(n_vec, 2 ffn) and the kernel forms act(gate) * up on load (shaders/matvec.wgsl GLU_X, the
+functions of shaders/glu.wgsl, so the same f32 values as glu() then matvec), one dispatch fewer
+(decode's down projection). Exact f32 path only. Every row group recomputes the activations of
+the units it walks: rows / RPT exp per element of x in all.
+
 int8-dot path (opt-in, quantized layouts only): `xq = await quantize_x(dev, x, cols)` once per
 step (shaders/quantize_x.wgsl: int8 per 32-element block, d_x = amax / 127, exact f32 sum of x),
 then `matvec(..., xq=xq)` runs shaders/matvec_q8.wgsl (dot4I8Packed; units of 32 elements for
@@ -40,6 +46,7 @@ import weakref
 from dataclasses import dataclass
 
 from ..gpu import Buffer, Device
+from .activation import ACTIVATIONS
 from .grid import grid, uniform
 from .layouts import GPUWeight, row_bytes
 
@@ -134,7 +141,8 @@ def choose(units: int, rows: int, n_vec: int) -> tuple[int, int]:
 async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None, n_vec: int = 1,
                  bias: Buffer | None = None, accumulate: bool = False, target=None,
                  tpr: int | None = None, xq: "QuantX | None" = None, rpt: int | None = None,
-                 subgroups: bool | None = None, cpu: bool | None = None) -> Buffer:
+                 subgroups: bool | None = None, cpu: bool | None = None,
+                 glu: tuple[str, int] | None = None) -> Buffer:
     """`out` is (n_vec, w.rows) f32; `bias` (w.rows,) f32 is added when given; accumulate adds
     the product (and bias) to out's contents (a fused residual add). `tpr` / `rpt` override the
     threads per row (a power of two 1..256) and rows per thread (1, 2 or 4, n_vec * rpt <= 16)
@@ -142,13 +150,26 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
     has the "subgroups" feature; False forces the workgroup-memory tree). `xq` (from quantize_x
     of this x): use the int8-dot path (shaders/matvec_q8.wgsl) for the layouts in Q8_UNIT; other
     layouts ignore it and take the exact f32 path. The default (xq None) is the exact f32 path.
-    `cpu`: choose_cpu()'s barrier-free parameters and CPU_WG workgroups (default: dev.is_cpu)."""
+    `cpu`: choose_cpu()'s barrier-free parameters and CPU_WG workgroups (default: dev.is_cpu).
+    `glu` = (activation, ffn): x is (n_vec, 2 ffn) gate | up and the product's input is
+    act(gate) * up (see the module docstring); ffn must equal w.cols; not with xq."""
     if not 1 <= n_vec <= MAX_VEC:
         raise ValueError(f"matvec: n_vec must be 1..{MAX_VEC}, got {n_vec}")
     if w.layout not in UNIT:
         raise ValueError(f"matvec: unknown layout {w.layout!r}")
-    if x.size < 4 * n_vec * w.cols:
-        raise ValueError(f"matvec {w.name}: x holds {x.size} B, needs ({n_vec}, {w.cols}) f32")
+    xw = w.cols  # f32 per x row
+    if glu is not None:
+        kind, ffn = glu
+        if kind not in ACTIVATIONS:
+            raise ValueError(f"matvec: glu activation {kind!r} is not one of {ACTIVATIONS}")
+        if ffn != w.cols:
+            raise ValueError(f"matvec {w.name}: glu ffn {ffn} must equal the weight's cols {w.cols}")
+        if xq is not None:
+            raise ValueError("matvec: glu input is not supported on the int8-dot path (xq): run "
+                             "glu() and quantize_x() first")
+        xw = 2 * w.cols
+    if x.size < 4 * n_vec * xw:
+        raise ValueError(f"matvec {w.name}: x holds {x.size} B, needs ({n_vec}, {xw}) f32")
     if accumulate and out is None:
         raise ValueError("matvec: accumulate=True needs the out buffer to add into")
     if out is None:
@@ -167,8 +188,8 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
     elif subgroups and "subgroups" not in dev.features:
         raise ValueError("matvec: subgroups=True needs the device's subgroups feature")
     scalar, units, row_words = plan(w.layout, w.cols)
-    xs = w.cols if scalar else w.cols // 4
-    xbind = (x, 0, 4 * n_vec * w.cols)
+    xs = xw if scalar else xw // 4
+    xbind = (x, 0, 4 * n_vec * xw)
     for ch in w.chunks:
         c_tpr, c_rpt = choose_cpu(units, n_vec) if cpu else choose(units, ch.rows, n_vec)
         c_tpr, c_rpt = tpr or c_tpr, rpt or c_rpt
@@ -178,6 +199,7 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
                    "WG": wg, "NORED": c_tpr == 1,
                    "SCALAR": scalar, "BIAS": bias is not None,
                    "ACC": accumulate, "SUBGROUPS": subgroups,
+                   "GLU_X": glu is not None, "ACT": glu[0] if glu else "",
                    # Dawn needs the enable directive; wgpu-native's naga rejects it (and needs none)
                    "SG_ENABLE": subgroups and dev.backend == "browser"}
         pipe = await dev.pipeline("matvec", "main", {"TPR": c_tpr}, defines)

@@ -186,3 +186,74 @@ def test_rejects_bad_arguments(gpu, run):
         run(matvec(gpu, w, gx, tpr=3))
     gpu.destroy_buffer(gx)
     w.destroy(gpu)
+
+
+# -- GLU input (glu=(act, ffn)): x = act(gate) * up formed on load from the fused gate | up -------
+def ref_act(kind, g):
+    """float64 activation and the exp argument a (g / (1 + exp(a))) of shaders/lib/glu_act.wgsl."""
+    if kind == "silu":
+        a = -g
+    else:
+        c = np.clip(g, -20.0, 20.0)
+        a = -2.0 * np.sqrt(2.0 / np.pi) * (c + 0.044715 * c ** 3)
+    return np.where(a > 80.0, 0.0, g / (1.0 + np.exp(np.minimum(a, 80.0)))), a
+
+
+# (type, activation, rows, blocks per row, n_vec): every layout, both activations; dense 3-column
+# rows take the SCALAR path, where up starts cols elements (not vec4s) after the gate.
+GLU_CASES = [(t, act, rows, nb, n_vec) for i, t in enumerate(TYPES)
+             for act, (rows, nb, n_vec) in ((("silu", "gelu_tanh")[i % 2], (37, 3, 1)),
+                                            (("gelu_tanh", "silu")[i % 2], (67, 40, 2)))]
+GLU_CASES += [("F32", "silu", 5, 3, 1), ("F16", "gelu_tanh", 5, 3, 2)]
+
+
+@pytest.mark.parametrize("cpu,subgroups", [(False, False), (False, True), (True, None)])
+@pytest.mark.parametrize("t,act,rows,nb,n_vec", GLU_CASES)
+def test_matvec_glu_input(gpu, run, t, act, rows, nb, n_vec, cpu, subgroups):
+    """y = (act(g) * u) @ W^T (+ accumulate) with gu = g | u per vector, against float64 numpy.
+    Tolerance: the matvec bound of the module docstring on x = act(g) * u, plus the activation's
+    own f32 error carried through |W|: per element |x| (32 + 4 |a|) 2^-24, a = the exp argument
+    (WGSL's exp is within 3 + 2|a| ulp; the division, 1 +, the product and a's own rounding add
+    a few ulp of relative error, times |a| for a's: 32 + 4|a| covers them with ~2x room). A wrong
+    activation, up offset or vector stride errs by ~|g u| |W|: far above."""
+    if subgroups:
+        need_subgroups(gpu, subgroups)
+    rng = np.random.default_rng()
+    cols = blocks_cols(t, nb)
+    raw = random_weight(t, rows, cols, rng)
+    w = upload_weight(gpu, t, raw, rows, cols)
+    # gates past +-20 (and past gelu's zero cut at g ~ -8.1) occur at this scale
+    g = (rng.standard_normal((n_vec, cols)) * 6).astype(np.float32)
+    u = rng.standard_normal((n_vec, cols)).astype(np.float32)
+    gu = np.concatenate([g, u], axis=1)                     # (n_vec, 2 cols): gate | up per row
+    xa, a = ref_act(act, g.astype(np.float64))
+    x = xa * u
+    W = reference(t, raw, rows, cols)
+    prev = rng.standard_normal((n_vec, rows)).astype(np.float32)
+    ref = x @ W.T + prev
+    x_err = np.abs(x) * (32 + 4 * np.abs(a)) * U
+    bound = (C * np.sqrt(cols + 64) * U * (np.abs(x) @ magnitudes(t, raw, rows, cols).T)
+             + x_err @ np.abs(W).T + 2 * U * (np.abs(prev) + np.abs(ref)))
+    ggu = gpu.upload(gu.tobytes(), kind="activations", label="gu")
+    gy = gpu.upload(prev.tobytes(), kind="activations", label="y")
+    run(matvec(gpu, w, ggu, out=gy, n_vec=n_vec, accumulate=True, subgroups=subgroups, cpu=cpu,
+               glu=(act, cols)))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32).reshape(n_vec, rows)
+    err = np.abs(y - ref)
+    assert np.all(err <= bound), f"max err/bound {np.max(err / bound):.3g}"
+    for b in (ggu, gy):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
+def test_matvec_glu_rejects_bad_arguments(gpu, run):
+    w, x, _, _ = case(gpu, "Q8_0", 4, 32, 1)
+    gx = gpu.upload(np.tile(x, 2).tobytes(), kind="activations", label="gu")
+    with pytest.raises(ValueError, match="activation"):
+        run(matvec(gpu, w, gx, glu=("relu", 32)))
+    with pytest.raises(ValueError, match="cols"):
+        run(matvec(gpu, w, gx, glu=("silu", 64)))
+    with pytest.raises(ValueError, match="x holds"):
+        run(matvec(gpu, w, gx, n_vec=2, glu=("silu", 32)))
+    gpu.destroy_buffer(gx)
+    w.destroy(gpu)
