@@ -18,6 +18,11 @@
 //   4 part   : array<vec4<f32>> (ceil(V / 1024),)  written: (m_w, bitcast<f32>(a_w), s_w, 0)
 // Workgroup: 256 invocations, 4 entries each (i = w * 1024 + r * 256 + lid: coalesced).
 // Dispatch: (ceil(V / 1024), 1, 1) — at most 256 workgroups for Gemma-3's 262144 entries.
+// CPU (define, for CPU adapters: SwiftShader, lavapipe, where each of the 9 barriers costs far
+// more than the arithmetic): the same partials, one invocation per 1024-entry chunk walking it
+// serially (pass 1: z, adj and the max / lowest argmax; pass 2: the sum of exp over adj, in 4
+// interleaved lanes), CWG = 8 chunks per workgroup, no workgroup memory.
+// Dispatch: (ceil(V / 8192), 1, 1).
 
 #include sample_params
 
@@ -31,10 +36,6 @@ const WG: u32 = 256u;
 const PER: u32 = 4u;
 const LOWEST: f32 = -3.402823e38;
 
-var<workgroup> wm: array<f32, 256>;
-var<workgroup> wa: array<u32, 256>;
-var<workgroup> ws: array<f32, 256>;
-
 fn penalize(z0: f32, c: u32) -> f32 {
     if (c == 0u) {
         return z0;
@@ -42,6 +43,43 @@ fn penalize(z0: f32, c: u32) -> f32 {
     var z = select(z0 * params.repetition_penalty, z0 / params.repetition_penalty, z0 > 0.0);
     return z - params.frequency_penalty * f32(c) - params.presence_penalty;
 }
+
+#if CPU
+const CWG: u32 = 8u;
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let chunk = wg.x * CWG + lid;
+    let base = chunk * WG * PER;
+    if (base >= params.vocab) {
+        return;
+    }
+    let end = min(base + WG * PER, params.vocab);
+    let inv_t = inv_temperature();
+    var m = LOWEST;
+    var a = 0xFFFFFFFFu;
+    for (var i = base; i < end; i++) {
+        let z = penalize(logits[i], counts[i]);
+        adj[i] = z;
+        if (z > m) {  // i grows, so '>' keeps the lowest index among ties
+            m = z;
+            a = i;
+        }
+    }
+    var acc = vec4<f32>(0.0);   // lane i % 4
+    let end4 = base + (end - base) / 4u * 4u;
+    for (var i = base; i < end4; i += 4u) {
+        acc += exp((vec4<f32>(adj[i], adj[i + 1u], adj[i + 2u], adj[i + 3u]) - m) * inv_t);
+    }
+    for (var i = end4; i < end; i++) {
+        acc.x += exp((adj[i] - m) * inv_t);
+    }
+    part[chunk] = vec4<f32>(m, bitcast<f32>(a), (acc.x + acc.y) + (acc.z + acc.w), 0.0);
+}
+#else
+var<workgroup> wm: array<f32, 256>;
+var<workgroup> wa: array<u32, 256>;
+var<workgroup> ws: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -96,3 +134,4 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
         part[wg.x] = vec4<f32>(wm[0], bitcast<f32>(wa[0]), ws[0], 0.0);
     }
 }
+#endif

@@ -19,6 +19,9 @@
 // sum of squares is reduced through workgroup memory. Dispatch: grid(rows) of app/kernels/grid.py,
 // the row is workgroup_id.x + workgroup_id.y * num_workgroups.x. Every element is read and
 // written by one invocation only, so in-place use needs no barrier between the two passes.
+// CPU (define, for CPU adapters: SwiftShader, lavapipe, where a barrier costs far more than the
+// arithmetic): one invocation per row summing it serially, no workgroup memory and no barrier;
+// CWG = 8 rows per workgroup, dispatch grid(ceil(rows / 8)); WG is unused.
 
 override DIM: u32;
 override EPS: f32;
@@ -37,6 +40,57 @@ override WG: u32 = 256u;
 #endif
 #endif
 
+#if CPU
+const CWG: u32 = 8u;
+
+// s[i] of the row at base (RESIDUAL: x + res, written to the residual stream {{S}}).
+fn s_at(i: u32) -> f32 {
+#if RESIDUAL
+    let s = x[i] + res[i];
+    {{S}}[i] = s;
+    return s;
+#else
+    return x[i];
+#endif
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let row = (wid.x + wid.y * nwg.x) * CWG + lid;
+    if (row >= arrayLength(&x) / DIM) {
+        return;
+    }
+    let base = row * DIM;
+    // Four interleaved partial sums (element i goes to lane i % 4): a quarter of the serial
+    // rounding chain, and 4-wide SIMD arithmetic.
+    var acc = vec4<f32>(0.0);
+    let n4 = DIM / 4u * 4u;
+    for (var i = 0u; i < n4; i += 4u) {
+        let v = vec4<f32>(s_at(base + i), s_at(base + i + 1u), s_at(base + i + 2u),
+                          s_at(base + i + 3u));
+        acc += v * v;
+    }
+    for (var i = n4; i < DIM; i++) {
+        let v = s_at(base + i);
+        acc.x += v * v;
+    }
+    let ss = (acc.x + acc.y) + (acc.z + acc.w);
+    let scale = inverseSqrt(ss / f32(DIM) + EPS);
+    for (var i = 0u; i < DIM; i++) {
+#if RESIDUAL
+        let s = {{S}}[base + i];
+#else
+        let s = x[base + i];
+#endif
+        var g = w[i];
+        if (ADD_ONE) {
+            g += 1.0;
+        }
+        {{Y}}[base + i] = s * scale * g;
+    }
+}
+#else
 var<workgroup> partial: array<f32, 256>;  // WG <= 256
 
 @compute @workgroup_size(WG)
@@ -83,3 +137,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         {{Y}}[base + i] = s * scale * g;
     }
 }
+#endif

@@ -1,6 +1,7 @@
 """Attention against the KV cache: decode (one query token, split over the KV range and
 combined) and causal prefill (a chunk of queries, flash-attention tiles). On CPU adapters
-(dev.is_cpu) decode runs shaders/attention_decode_cpu.wgsl: no workgroup barriers.
+(dev.is_cpu) decode runs shaders/attention_decode_cpu.wgsl and prefill
+shaders/attention_prefill_cpu.wgsl: no workgroup barriers.
 
     await kv_write(dev, cache, layer, k, v, step)                 # first: this step's rows
     o = await attention_decode(dev, q, cache, layer, step, n_heads)     # q (n_heads, head_dim)
@@ -28,6 +29,7 @@ CHUNK_MIN = 64   # decode: keys per tile; a split takes a whole number of tiles,
                  # CHUNK_MIN * MAX_SPLITS keys every busy split runs one tile (the latency floor)
 CPU_WG = 8       # decode on CPU adapters: shaders/attention_decode_cpu.wgsl's workgroup size
 PREFILL_BQ = 16  # prefill: queries per workgroup (shaders/attention_prefill.wgsl's BQ)
+PREFILL_CPU_WG = 8  # prefill on CPU adapters: tokens per workgroup (attention_prefill_cpu.wgsl)
 
 
 def _constants(cache: KVCache, n_heads: int, scale, softcap: float, window: int) -> dict:
@@ -83,10 +85,12 @@ async def attention_decode(dev: Device, q, cache: KVCache, layer: int, step: Buf
 
 async def attention_prefill(dev: Device, q, cache: KVCache, layer: int, step: Buffer, n_heads: int,
                             out=None, scale=None, softcap: float = 0.0, window: int = 0,
-                            target=None):
+                            target=None, cpu: bool | None = None):
     """out (n_tokens, n_heads, head_dim) f32: query t (at position step.pos + t) attends causally
     to cache rows [max(0, pos + t + 1 - window), pos + t] of `layer`, earlier turns included.
-    The grid covers every token q can hold; step.n_tokens says how many are real."""
+    The grid covers every token q can hold; step.n_tokens says how many are real. `cpu` picks
+    the barrier-free variant (shaders/attention_prefill_cpu.wgsl, one invocation per (token,
+    head), same results); default: dev.is_cpu."""
     row = 4 * n_heads * cache.head_dim
     tokens = nbytes(q) // row
     if tokens < 1:
@@ -96,7 +100,10 @@ async def attention_prefill(dev: Device, q, cache: KVCache, layer: int, step: Bu
     out = out or dev.create_buffer(tokens * row, kind="activations", label="attention_prefill.out")
     if nbytes(out) < tokens * row:
         raise ValueError(f"attention_prefill: out holds {nbytes(out)} bytes, needs {tokens * row}")
-    pipe = await dev.pipeline("attention_prefill", "main", consts, _defines(cache))
+    cpu = getattr(dev, "is_cpu", False) if cpu is None else cpu
+    shader, per_wg = ("attention_prefill_cpu", PREFILL_CPU_WG) if cpu else \
+        ("attention_prefill", PREFILL_BQ)
+    pipe = await dev.pipeline(shader, "main", consts, _defines(cache))
     bg = dev.bind(pipe, [q, cache.k[layer], cache.v[layer], out, step])
-    (target or dev).dispatch(pipe, [bg], (-(-tokens // PREFILL_BQ), n_heads, 1))
+    (target or dev).dispatch(pipe, [bg], (-(-tokens // per_wg), n_heads, 1))
     return out

@@ -7,6 +7,10 @@ read_write and the shader writes the result through it (defines X_ACCESS / {{Y}}
 Shapes are baked into override constants or follow from the bound sizes, so no per-call uniform
 is created and a recorded plan keeps nothing alive but the caller's buffers. Dispatch goes to
 `dev if target is None else target`: an empty Plan is falsy (it has __len__).
+
+On CPU adapters (dev.is_cpu) rmsnorm takes the shader's CPU variant: one invocation per row,
+CPU_WG rows per workgroup, no barrier (a workgroup barrier there costs far more than summing a
+row serially).
 """
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ def _span(buf, n: int, what: str) -> tuple:
     return (buf, 0, 4 * n)
 
 
+CPU_WG = 8  # CPU variant: rows per workgroup (shaders/rmsnorm.wgsl's CWG)
+
+
 def _row_workgroup(dim: int) -> int:
     # One workgroup per row: 64 invocations cover head_dim-sized rows (QK-norm) without idling
     # most of a 256 workgroup; hidden-size rows use 256.
@@ -36,13 +43,14 @@ def _row_workgroup(dim: int) -> int:
 async def rmsnorm(dev: Device, x: Buffer, weight: Buffer, rows: int, dim: int, eps: float,
                   out: Buffer | None = None, add_one: bool = False,
                   residual: Buffer | None = None, residual_out: Buffer | None = None,
-                  target=None) -> Buffer:
+                  target=None, cpu: bool | None = None) -> Buffer:
     """out (rows, dim) = rmsnorm(x) * (weight or 1 + weight); weight is f32 (dim,), shared by all
     rows (rows = n_tokens * n_heads for per-head QK-norm).
 
     With `residual`: s = x + residual is written to `residual_out` (default: `residual` itself,
     i.e. the residual stream is updated in place) and s is normalized, in one pass.
-    `out` may be x (in place); `residual_out` may be x or residual. Returns out."""
+    `out` may be x (in place); `residual_out` may be x or residual. Returns out.
+    `cpu` picks the barrier-free variant (same results; default: dev.is_cpu)."""
     n = rows * dim
     if n <= 0 or dim <= 0:
         raise ValueError(f"rmsnorm of {rows} x {dim}")
@@ -85,10 +93,14 @@ async def rmsnorm(dev: Device, x: Buffer, weight: Buffer, rows: int, dim: int, e
             defines.update(S_BUF=True, B_S=len(binds))
             binds.append(_span(residual_out, n, "rmsnorm residual_out"))
 
-    pipe = await dev.pipeline("rmsnorm", "main",
-                              {"DIM": dim, "EPS": float(eps), "ADD_ONE": bool(add_one),
-                               "WG": _row_workgroup(dim)}, defines)
-    (dev if target is None else target).dispatch(pipe, [dev.bind(pipe, binds)], grid(rows))
+    cpu = getattr(dev, "is_cpu", False) if cpu is None else cpu
+    defines["CPU"] = cpu
+    consts = {"DIM": dim, "EPS": float(eps), "ADD_ONE": bool(add_one)}
+    if not cpu:
+        consts["WG"] = _row_workgroup(dim)
+    pipe = await dev.pipeline("rmsnorm", "main", consts, defines)
+    wgs = grid(-(-rows // CPU_WG)) if cpu else grid(rows)
+    (dev if target is None else target).dispatch(pipe, [dev.bind(pipe, binds)], wgs)
     return out
 
 

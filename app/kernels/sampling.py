@@ -18,6 +18,8 @@ Per step: 2 dispatches. shaders/logits_penalty.wgsl (ceil(V / 1024) workgroups: 
 per-chunk max / argmax / sum exp), then shaders/sample.wgsl (one workgroup: the cut by radix
 select, the draw, logprobs). Passes of that workgroup over the V logits: greedy 0, top-k 4,
 top-p 4, kept mass 1, logprobs 5. Semantics and the result layout: shaders/sample.wgsl.
+On CPU adapters (dev.is_cpu) logits_penalty.wgsl runs its CPU variant (one invocation per
+1024-entry chunk, no barriers; same partials); sample.wgsl is the same on every adapter.
 Logprobs are log_softmax(z / T) over the full vocab after penalties and temperature, before
 the top-k / top-p / min-p truncation (T = 1 when greedy).
 """
@@ -33,6 +35,7 @@ from ..gpu import Buffer, BufferUsage, Device
 from .grid import grid, uniform
 
 CHUNK = 1024           # logits per workgroup of logits_penalty.wgsl
+CPU_WG = 8             # its CPU variant: chunks per workgroup (one invocation each)
 MAX_LOGPROBS = 20      # as OpenAI's top_logprobs
 HEADER = 16            # u32 words before the logprob pairs (sample.wgsl)
 STEP_WORD = 8          # result word holding the GPU-side RNG step counter (sample.wgsl)
@@ -116,13 +119,15 @@ class SampleResult:
 
 class Sampler:
     """GPU sampling state for one vocab size: penalty counts, params, result. Create once per
-    model; `max_draws` > 1 only for tests that draw many times from one distribution."""
+    model; `max_draws` > 1 only for tests that draw many times from one distribution. `cpu`
+    picks logits_penalty's barrier-free variant (same partials; default: dev.is_cpu)."""
 
-    def __init__(self, dev: Device, vocab: int, max_draws: int = 1):
+    def __init__(self, dev: Device, vocab: int, max_draws: int = 1, cpu: bool | None = None):
         if vocab <= 0 or max_draws <= 0:
             raise ValueError(f"Sampler: vocab {vocab} and max_draws {max_draws} must be positive")
         self.dev, self.vocab, self.max_draws = dev, vocab, max_draws
         self.n_wg = -(-vocab // CHUNK)
+        self.cpu = getattr(dev, "is_cpu", False) if cpu is None else cpu
         self.params = SamplingParams()
         self.seed = 0
         self.record = True
@@ -139,7 +144,7 @@ class Sampler:
                                          usage=_UNIFORM)
         self.result = dev.create_buffer(4 * (DRAWS + self.max_draws), kind="activations",
                                         label="sampler.result")
-        self._penalty = await dev.pipeline("logits_penalty", "main")
+        self._penalty = await dev.pipeline("logits_penalty", "main", None, {"CPU": self.cpu})
         self._select = await dev.pipeline("sample", "main")
         self._count = await dev.pipeline("sample_count", "main")
         self._select_bg = dev.bind(self._select, [self.adjusted, self.partials, self.uniform,
@@ -207,7 +212,8 @@ class Sampler:
         if bg is None:
             bg = self._bind_cache[logits] = self.dev.bind(
                 self._penalty, [logits, self.counts, self.uniform, self.adjusted, self.partials])
-        target.dispatch(self._penalty, [bg], (self.n_wg, 1, 1))
+        groups = -(-self.n_wg // CPU_WG) if self.cpu else self.n_wg
+        target.dispatch(self._penalty, [bg], (groups, 1, 1))
         target.dispatch(self._select, [self._select_bg], (1, 1, 1))
 
     async def read_result(self) -> SampleResult:

@@ -1,7 +1,8 @@
 """The transformer blocks shared by every family, recorded into dispatch plans.
 
 One code path; families differ by config values (app/models/config.py). Per layer, for T tokens
-(T = 1: decode through matvec; T > 1: prefill through matmul_q):
+(T = 1: decode through matvec; T > 1: prefill through matmul_q, or on CPU adapters through
+matvec over groups of a few tokens: see CpuLinear):
 
     xn = norm(x)                                   attn_norm (fused into the previous layer's
                                                    residual add when the family has post norms)
@@ -18,6 +19,10 @@ One code path; families differ by config values (app/models/config.py). Per laye
 
 The residual stream x is updated in place: matvec/matmul_q accumulate into it, or (post norms)
 rmsnorm's fused residual add writes x + t back into x while normalizing for the next block.
+Decode (T = 1, fused q | k | v and gate | up weights) merges two pairs of steps: rope + the cache
+append are one dispatch (rope_kv), and act(gate) * up is formed inside the down matvec (its glu
+input, for down weights up to GLU_IN_MAX elements), 9 dispatches per layer without qk-norm or
+post norms (10 above GLU_IN_MAX).
 """
 from __future__ import annotations
 
@@ -30,10 +35,20 @@ from ..kernels.embedding import embedding
 from ..kernels.kv_cache import KVCache, kv_write
 from ..kernels.matmul_q import matmul_q
 from ..kernels.matvec import Q8_UNIT, matvec, quantize_x
-from ..kernels.norm import rmsnorm
+from ..kernels.norm import add, rmsnorm
 from ..kernels.rope import RopeTable, rope
+from ..kernels.rope_kv import rope_kv
 from .config import ModelConfig
 from .weights import ModelWeights
+
+
+# Decode fuses the GLU into the down matvec's input (one dispatch fewer per layer) only up to this
+# many down-weight elements: every row group of the matvec recomputes act(gate) * up for the units
+# it walks (~rows / 4 exp and divisions per ffn element), which outgrows the ~2 us a dispatch costs
+# the GPU on large models. H100, GPU ms per token fused -> not fused (Dawn; native): Llama-3.2-1B
+# Q4_0 (2048 x 8192 = 17M) 1.439 -> 1.431; 1.486 -> 1.435; Llama-3.1-8B Q4_0 (59M) 5.65 -> 5.29;
+# 5.70 -> 5.36. SmolLM2-135M (576 x 1536 = 0.9M) is fused. Below ~8M the saved dispatch wins.
+GLU_IN_MAX = 8 << 20
 
 
 @dataclass
@@ -70,6 +85,72 @@ def _view(buf: Buffer, tokens: int, width: int) -> tuple:
     return (buf, 0, 4 * tokens * width)
 
 
+class CpuLinear:
+    """Prefill projections on CPU adapters (dev.is_cpu): out (T, rows) (+)= x (T, cols) @ W^T
+    through the barrier-free matvec (matvec.choose_cpu), GROUP tokens per dispatch (one read and
+    decode of W serves GROUP tokens) instead of matmul_q, whose barrier-synchronized tiles cost
+    the same for 8, 16 or 64 tokens on SwiftShader: 1536x576 Q4_1, 173 / 166 / 165 ms, vs
+    matvec 21 / 42 / 167 ms (GROUP 8, RPT 2; GROUP 4 / RPT 4 measured the same; headless
+    Chromium on a loaded 2-core machine). Per token they are equal from 64 tokens on; below,
+    cost follows the real token count (a body[16] step of SmolLM2-135M: 21.9 -> 4.9 s).
+
+    matvec binds x and out from offset 0, so tokens 0..GROUP-1 are done in place and every later
+    group is staged: its x rows are copied into a staging buffer of their own (x + 0 through
+    shaders/add.wgsl; exact), matvec writes (GROUP, rows) into `y`, and add() copies (or, for
+    accumulate, adds) y into out's rows. Staged x is reused by every weight reading the same x
+    (q, k and v read xn) until x changes. Weights whose group offsets are not 256-byte aligned
+    (minStorageBufferOffsetAlignment) take matmul_q. Staging buffers are kept by the plan."""
+
+    GROUP = 8   # tokens per matvec (<= MAX_VEC) and RPT rows per thread (GROUP * RPT <= 16):
+    RPT = 2     # each x load serves RPT rows and each decoded weight unit GROUP tokens
+
+    def __init__(self, dev: Device, cfg: ModelConfig, tokens: int, plan):
+        self.dev, self.plan, self.T = dev, plan, tokens
+        self.align = dev.limits.get("minStorageBufferOffsetAlignment", 256)
+        G = self.GROUP
+        qd = cfg.n_heads * cfg.head_dim
+        cols = max(cfg.dim, qd, cfg.ffn_dim)                 # widest x row
+        rows = max(cfg.dim, qd, 2 * cfg.ffn_dim)             # widest out row (gate | up)
+        groups = -(-tokens // G) - 1                         # staged groups: tokens G..T-1
+
+        def buf(n, label):
+            b = dev.create_buffer(4 * G * n, kind="activations", label=f"cpu_linear.{label}")
+            plan.keep(b)
+            return b
+        self.xs = [buf(cols, f"x{g + 1}") for g in range(groups)]
+        self.y = buf(rows, "y")
+        self.zeros = buf(max(cols, rows), "zeros")           # WebGPU zero-fills new buffers
+        self.staged = None                                   # id of the x the xs hold
+
+    def fits(self, weight) -> bool:
+        return all((4 * self.GROUP * n) % self.align == 0 for n in (weight.cols, weight.rows))
+
+    def forget(self, buf=None) -> None:
+        """x's contents changed (buf None: any activation)."""
+        if buf is None or self.staged == id(buf):
+            self.staged = None
+
+    async def __call__(self, weight, x, out, bias=None, accumulate=False):
+        dev, plan, cols, rows, G = self.dev, self.plan, weight.cols, weight.rows, self.GROUP
+        await matvec(dev, weight, x, out=out, n_vec=min(G, self.T), bias=bias,
+                     accumulate=accumulate, target=plan, rpt=self.RPT)
+        for g, t0 in enumerate(range(G, self.T, G)):
+            n = min(G, self.T - t0)
+            xs = self.xs[g]
+            if self.staged != id(x):
+                await add(dev, (x, 4 * t0 * cols, 4 * n * cols), self.zeros, n * cols, out=xs,
+                          target=plan)
+            await matvec(dev, weight, xs, out=self.y, n_vec=n, bias=bias, target=plan,
+                         rpt=self.RPT)
+            ov = (out, 4 * t0 * rows, 4 * n * rows)
+            if accumulate:
+                await add(dev, ov, self.y, n * rows, out=ov, target=plan)
+            else:
+                await add(dev, self.y, self.zeros, n * rows, out=ov, target=plan)
+        self.staged = id(x)
+        self.forget(out)
+
+
 async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVCache,
                       ropes: list[RopeTable], acts: Activations, ids: Buffer, step: Buffer,
                       tokens: int, plan, q8: bool = False) -> None:
@@ -83,9 +164,12 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
 
     xq_bufs: dict = {}     # cols -> QuantX, reused by every layer (the plan keeps them)
     quantized: dict = {}   # id(x buffer) -> QuantX of its current contents
+    cpu = CpuLinear(dev, cfg, T, plan) if T > 1 and getattr(dev, "is_cpu", False) else None
 
-    async def linear(weight, x, out, bias=None, accumulate=False):
-        if T == 1:
+    async def linear(weight, x, out, bias=None, accumulate=False, glu_in=None):
+        if cpu is not None and cpu.fits(weight):
+            await cpu(weight, x, out, bias, accumulate)
+        elif T == 1:
             xq = None
             if q8 and weight.layout in Q8_UNIT and weight.cols % 32 == 0:
                 xq = quantized.get(id(x))
@@ -101,14 +185,18 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
                         del quantized[key]
                     quantized[id(x)] = xq
             await matvec(dev, weight, x, out=out, bias=bias, accumulate=accumulate, target=plan,
-                         xq=xq)
+                         xq=xq, glu=glu_in)
             quantized.pop(id(out), None)   # out's contents changed
         else:
             await matmul_q(dev, weight, x, T, out=out, bias=bias, accumulate=accumulate,
                            target=plan)
+            if cpu is not None:
+                cpu.forget(out)
 
     async def norm(x, weight, rows, width, out, residual=None):
         quantized.clear()     # activations change: forget which inputs are quantized
+        if cpu is not None:
+            cpu.forget()
         await rmsnorm(dev, x, weight, rows, width, eps, out=out, add_one=one,
                       residual=residual, target=plan)
 
@@ -116,16 +204,15 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
     await norm(a.x, w.layers[0].attn_norm, T, dim, a.xn)
     for i, lw in enumerate(w.layers):
         if T == 1 and lw.qkv is not None:
-            # Decode: one matvec for q | k | v into a.qkv; q and k are adjacent, so one RoPE
-            # dispatch covers both; k and v are read through aligned views.
+            # Decode: one matvec for q | k | v into a.qkv, then one dispatch rotates q in place
+            # and appends rope(k) and v to the cache (app/kernels/rope_kv.py).
             await linear(lw.qkv, a.xn, a.qkv, lw.qkv_bias)
-            q, k, v = (a.qkv, 0, 4 * nh * hd), (a.qkv, 4 * nh * hd, 4 * nkv * hd), \
-                (a.qkv, 4 * (nh + nkv) * hd, 4 * nkv * hd)
+            q, k = (a.qkv, 0, 4 * nh * hd), (a.qkv, 4 * nh * hd, 4 * nkv * hd)
             if cfg.qk_norm:
                 await norm(q, lw.q_norm, nh, hd, q)
                 await norm(k, lw.k_norm, nkv, hd, k)
-            await rope(dev, a.qkv, ropes[i], step, 1, nh + nkv, hd, neox=cfg.rope_neox,
-                       target=plan)
+            await rope_kv(dev, a.qkv, ropes[i], cache, i, step, nh, neox=cfg.rope_neox,
+                          target=plan)
         else:
             await linear(lw.q, a.xn, a.q, lw.q_bias)
             await linear(lw.k, a.xn, a.k, lw.k_bias)
@@ -136,8 +223,8 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
             await rope(dev, a.q, ropes[i], step, T, nh, hd, neox=cfg.rope_neox, target=plan)
             await rope(dev, a.k, ropes[i], step, T, nkv, hd, neox=cfg.rope_neox, target=plan)
             q = _view(a.q, T, nh * hd)
-            k, v = _view(a.k, T, nkv * hd), _view(a.v, T, nkv * hd)
-        await kv_write(dev, cache, i, k, v, step, target=plan)
+            await kv_write(dev, cache, i, _view(a.k, T, nkv * hd), _view(a.v, T, nkv * hd), step,
+                           target=plan)
         window = cfg.sliding_window if cfg.is_local(i) else 0
         attend = attention_decode if T == 1 else attention_prefill
         await attend(dev, q, cache, i, step, nh,
@@ -151,20 +238,30 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
             await linear(lw.o, a.a, a.x, accumulate=True)
             await norm(a.x, lw.ffn_norm, T, dim, a.xn)
         quantized.clear()
+        if cpu is not None:
+            cpu.forget()
+        ffn_in = dict(x=a.g)    # the down projection's input
         if lw.gate_up is not None:
             await linear(lw.gate_up, a.xn, a.gu)              # (T, 2 * ffn): gate | up per row
-            await glu(dev, a.gu, None, T * cfg.ffn_dim, kind=cfg.activation, out=a.g,
-                      fused_ffn=cfg.ffn_dim, target=plan)
+            if T == 1 and lw.down.rows * lw.down.cols <= GLU_IN_MAX and \
+                    not (q8 and lw.down.layout in Q8_UNIT and lw.down.cols % 32 == 0):
+                # decode: the down matvec forms act(gate) * up on load (matvec's glu input)
+                ffn_in = dict(x=a.gu, glu_in=(cfg.activation, cfg.ffn_dim))
+            else:
+                await glu(dev, a.gu, None, T * cfg.ffn_dim, kind=cfg.activation, out=a.g,
+                          fused_ffn=cfg.ffn_dim, target=plan)
         else:
             await linear(lw.gate, a.xn, a.g)
             await linear(lw.up, a.xn, a.u)
             await glu(dev, a.g, a.u, T * cfg.ffn_dim, kind=cfg.activation, out=a.g, target=plan)
         quantized.clear()
+        if cpu is not None:
+            cpu.forget()
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.output_norm
         if cfg.post_norms:
-            await linear(lw.down, a.g, a.t)
+            await linear(lw.down, out=a.t, **ffn_in)
             await norm(a.t, lw.post_ffw_norm, T, dim, a.t)
             await norm(a.t, nxt, T, dim, a.xn, residual=a.x)
         else:
-            await linear(lw.down, a.g, a.x, accumulate=True)
+            await linear(lw.down, out=a.x, accumulate=True, **ffn_in)
             await norm(a.x, nxt, T, dim, a.xn)

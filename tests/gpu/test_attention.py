@@ -1,6 +1,6 @@
 """shaders/attention_decode.wgsl, attention_decode_cpu.wgsl (the barrier-free variant for CPU
-adapters; both run here whatever the adapter is) and attention_prefill.wgsl against a float64
-numpy reference.
+adapters; both run here whatever the adapter is), attention_prefill.wgsl and
+attention_prefill_cpu.wgsl (likewise) against a float64 numpy reference.
 
 Tolerance (all tests): every output row is a convex combination of V rows computed in f32
 (u = 2^-24). Rounding in a head_dim-term dot product moves a logit by about
@@ -161,8 +161,9 @@ PREFILL = [
 ]
 
 
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
 @pytest.mark.parametrize("hd,n_heads,n_kv,pos,n_tok,dtype,kw,qmul", PREFILL)
-def test_attention_prefill(gpu, run, hd, n_heads, n_kv, pos, n_tok, dtype, kw, qmul):
+def test_attention_prefill(gpu, run, hd, n_heads, n_kv, pos, n_tok, dtype, kw, qmul, cpu):
     rng = np.random.default_rng()
     chunks = ([(0, pos)] if pos else []) + [(pos, n_tok)]  # an earlier turn, then this chunk
     cache, K, V = filled_cache(gpu, run, rng, chunks, n_kv, hd, dtype, pos + n_tok + 5)
@@ -170,7 +171,7 @@ def test_attention_prefill(gpu, run, hd, n_heads, n_kv, pos, n_tok, dtype, kw, q
     q = rng.standard_normal((cap, n_heads, hd)) * qmul
     qb = upload(gpu, q, "q")
     step = step_params(gpu, pos, n_tok)
-    ob = run(attention_prefill(gpu, qb, cache, 1, step, n_heads, **kw))
+    ob = run(attention_prefill(gpu, qb, cache, 1, step, n_heads, cpu=cpu, **kw))
     got = read(gpu, run, ob, (cap, n_heads, hd))
     scale = kw.get("scale", hd ** -0.5)
     args = (q[:n_tok].astype(np.float32), K, V, range(pos, pos + n_tok), scale)
@@ -244,7 +245,8 @@ def test_decode_plan_replays_at_new_positions(gpu, run, dtype, cpu):
     cache.destroy()
 
 
-def test_prefill_plan_replays_chunks(gpu, run):
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
+def test_prefill_plan_replays_chunks(gpu, run, cpu):
     """kv_write + attention_prefill recorded for 32-token buffers, replayed for chunks of 20, 7
     and 1 tokens at positions 0, 20 and 27 (a chat turn after a previous one)."""
     rng = np.random.default_rng()
@@ -255,7 +257,8 @@ def test_prefill_plan_replays_chunks(gpu, run):
     step = step_params(gpu, 0, cap)
     plan = Recorder(gpu)
     run(kv_write(gpu, cache, 0, kb, vb, step, target=plan))
-    ob = run(attention_prefill(gpu, qb, cache, 0, step, n_heads, window=24, target=plan))
+    ob = run(attention_prefill(gpu, qb, cache, 0, step, n_heads, window=24, target=plan, cpu=cpu))
+    assert plan.calls[1][0].key[0] == ("attention_prefill_cpu" if cpu else "attention_prefill")
     for pos, n in [(0, 20), (20, 7), (27, 1)]:
         q = rng.standard_normal((cap, n_heads, hd)).astype(np.float32)
         for buf, a in ((kb, rng.standard_normal((cap, n_kv, hd))),

@@ -9,6 +9,9 @@ the division and inverseSqrt (<= 2 ulp in WGSL) errors; s * scale * g adds two r
 1 + w one more: < 16 ulp for everything but the sum. Small-magnitude rows (scale 1e-3: mean(x^2)
 ~ 1e-6, as large as eps) make a wrong or missing eps fail by far more than this.
 Measured on lavapipe: <= 5 ulp for dims 64..8192 (the bound is a worst case, 25..152 ulp).
+The CPU variant (cpu=True; both variants run here whatever the adapter is) sums a row serially
+in 4 interleaved lanes: chains of dim / 4 positive terms, then 2 more additions, so the sum's
+relative error is <= (dim / 4 + 2) * 2^-24 and the tolerance becomes 2^-24 * (dim / 8 + 24).
 The residual add and `add` are single f32 additions, correctly rounded in WGSL: compared exactly
 with the float64 sum rounded to f32.
 """
@@ -48,8 +51,8 @@ def reference(x, w, eps, add_one, residual=None):
     return s / np.sqrt(np.mean(s * s, axis=-1, keepdims=True) + eps) * g, s
 
 
-def assert_norm_close(y, ref, dim):
-    tol = np.abs(ref) * 2.0 ** -24 * (dim / 64 + 24)
+def assert_norm_close(y, ref, dim, cpu=False):
+    tol = np.abs(ref) * 2.0 ** -24 * (dim / (8 if cpu else 64) + 24)
     err = np.abs(y - ref)
     ratio = (err / (tol + 1e-38)).max()
     assert np.all(err <= tol + 1e-38), f"max err {err.max():.3g}, worst err / tol {ratio:.3g}"
@@ -63,30 +66,33 @@ def inputs(rng, rows, dim, scale=1.0):
 
 @pytest.mark.parametrize("dim", [64, 100, 576, 640, 2048, 2304, 3072, 131])
 @pytest.mark.parametrize("rows", [1, 7])
-def test_rmsnorm_matches_numpy(gpu, run, rows, dim):
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
+def test_rmsnorm_matches_numpy(gpu, run, rows, dim, cpu):
     rng = np.random.default_rng()
     for scale, eps, add_one in ((1.0, 1e-5, False), (1e-3, 1e-6, True)):
         x, w = inputs(rng, rows, dim, scale)
         gx, gw = up(gpu, x), up(gpu, w, "weights")
-        out = run(rmsnorm(gpu, gx, gw, rows, dim, eps, add_one=add_one))
-        assert_norm_close(read(gpu, run, out, (rows, dim)), reference(x, w, eps, add_one)[0], dim)
+        out = run(rmsnorm(gpu, gx, gw, rows, dim, eps, add_one=add_one, cpu=cpu))
+        assert_norm_close(read(gpu, run, out, (rows, dim)), reference(x, w, eps, add_one)[0], dim,
+                          cpu)
         assert np.array_equal(read(gpu, run, gx, (rows, dim)), x)  # x untouched
         for b in (gx, gw, out):
             gpu.destroy_buffer(b)
 
 
 @pytest.mark.parametrize("n_tokens,n_heads,head_dim", [(1, 16, 128), (5, 8, 256), (3, 14, 64)])
-def test_per_head_qk_norm_in_place(gpu, run, n_tokens, n_heads, head_dim):
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
+def test_per_head_qk_norm_in_place(gpu, run, n_tokens, n_heads, head_dim, cpu):
     """Qwen3/Gemma3 QK-norm: rows = n_tokens * n_heads over head_dim, one shared weight,
     (1 + w), in place."""
     rng = np.random.default_rng()
     rows = n_tokens * n_heads
     x, w = inputs(rng, rows, head_dim)
     gx, gw = up(gpu, x), up(gpu, w, "weights")
-    out = run(rmsnorm(gpu, gx, gw, rows, head_dim, 1e-6, out=gx, add_one=True))
+    out = run(rmsnorm(gpu, gx, gw, rows, head_dim, 1e-6, out=gx, add_one=True, cpu=cpu))
     assert out is gx
     ref = reference(x, w, 1e-6, True)[0]
-    assert_norm_close(read(gpu, run, gx, (rows, head_dim)), ref, head_dim)
+    assert_norm_close(read(gpu, run, gx, (rows, head_dim)), ref, head_dim, cpu)
     for b in (gx, gw):
         gpu.destroy_buffer(b)
 
@@ -97,7 +103,8 @@ FUSED_CASES = [("new", "residual"), ("new", "new"), ("x", "residual"), ("new", "
 
 @pytest.mark.parametrize("out_to,res_to", FUSED_CASES)
 @pytest.mark.parametrize("dim", [576, 2304, 100])
-def test_fused_residual_rmsnorm(gpu, run, dim, out_to, res_to):
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
+def test_fused_residual_rmsnorm(gpu, run, dim, out_to, res_to, cpu):
     rng = np.random.default_rng()
     rows = 3
     x, w = inputs(rng, rows, dim)
@@ -106,9 +113,10 @@ def test_fused_residual_rmsnorm(gpu, run, dim, out_to, res_to):
     bufs = {"x": gx, "residual": gr}
     out = bufs.get(out_to)
     res_out = bufs.get(res_to) or up(gpu, np.full((rows, dim), 7.0))
-    y = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, residual_out=res_out))
+    y = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, residual_out=res_out,
+                    cpu=cpu))
     ref, s = reference(x, w, 1e-6, False, r)
-    assert_norm_close(read(gpu, run, y, (rows, dim)), ref, dim)
+    assert_norm_close(read(gpu, run, y, (rows, dim)), ref, dim, cpu)
     assert np.array_equal(read(gpu, run, res_out, (rows, dim)), s.astype(np.float32))
     if res_to != "residual":
         assert np.array_equal(read(gpu, run, gr, (rows, dim)), r)  # residual input untouched
@@ -128,19 +136,22 @@ def test_rmsnorm_rejects_conflicting_aliases(gpu, run):
         gpu.destroy_buffer(b)
 
 
-def test_rmsnorm_rows_spill_into_grid_y(gpu, run):
-    """More than 65535 rows: the workgroup grid spills into y; every row must be done once."""
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
+def test_rmsnorm_rows_spill_into_grid_y(gpu, run, cpu):
+    """More than 65535 workgroups (rows; the CPU variant: rows / 8): the workgroup grid spills
+    into y; every row must be done once."""
     rng = np.random.default_rng()
-    rows, dim = 65535 + 1234, 8
+    rows, dim = (65535 + 1234) * (8 if cpu else 1) + 3, 8
     x, w = inputs(rng, rows, dim)
     gx, gw = up(gpu, x), up(gpu, w, "weights")
-    out = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-5))
-    assert_norm_close(read(gpu, run, out, (rows, dim)), reference(x, w, 1e-5, False)[0], dim)
+    out = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-5, cpu=cpu))
+    assert_norm_close(read(gpu, run, out, (rows, dim)), reference(x, w, 1e-5, False)[0], dim, cpu)
     for b in (gx, gw, out):
         gpu.destroy_buffer(b)
 
 
-def test_rmsnorm_records_into_a_plan(gpu, run):
+@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
+def test_rmsnorm_records_into_a_plan(gpu, run, cpu):
     """With a target nothing runs until the plan is replayed; the replay reads current contents."""
     rng = np.random.default_rng()
     rows, dim = 2, 640
@@ -150,14 +161,15 @@ def test_rmsnorm_records_into_a_plan(gpu, run):
     gr = up(gpu, r)
     out = up(gpu, np.full((rows, dim), 3.0))
     plan = Recorder(gpu)
-    run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, target=plan))
+    run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, target=plan, cpu=cpu))
     assert len(plan.calls) == 1
+    assert dict(plan.calls[0][0].key[3])["CPU"] is cpu  # key: (shader, entry, consts, defines)
     assert np.all(read(gpu, run, out, (rows, dim)) == 3.0)
     x2 = rng.standard_normal((rows, dim)).astype(np.float32)
     gpu.write(gx, x2.tobytes())
     plan.replay()
     ref, s = reference(x2, w, 1e-6, False, r)
-    assert_norm_close(read(gpu, run, out, (rows, dim)), ref, dim)
+    assert_norm_close(read(gpu, run, out, (rows, dim)), ref, dim, cpu)
     assert np.array_equal(read(gpu, run, gr, (rows, dim)), s.astype(np.float32))
     for b in (gx, gw, gr, out):
         gpu.destroy_buffer(b)

@@ -1,5 +1,7 @@
 """GPU sampling (app/kernels/sampling.py: shaders/logits_penalty.wgsl, sample.wgsl, sample_count.wgsl)
-against float64 numpy references of the HF transformers / llama.cpp semantics."""
+against float64 numpy references of the HF transformers / llama.cpp semantics. Every sampler test
+runs with both logits_penalty.wgsl variants (the `cpu` fixture: the workgroup-tree kernel and the
+barrier-free CPU-adapter one), whatever the adapter is."""
 from __future__ import annotations
 
 import math
@@ -15,8 +17,15 @@ def f32(a) -> bytes:
     return np.ascontiguousarray(a, np.float32).tobytes()
 
 
-def make_sampler(gpu, run, vocab, max_draws=1):
-    return run(Sampler(gpu, vocab, max_draws=max_draws).setup())
+@pytest.fixture(params=[False, True], ids=["gpu_kernel", "cpu_kernel"])
+def cpu(request):
+    return request.param
+
+
+def make_sampler(gpu, run, cpu, vocab, max_draws=1):
+    s = run(Sampler(gpu, vocab, max_draws=max_draws, cpu=cpu).setup())
+    assert dict(s._penalty.key[3])["CPU"] is cpu   # key: (shader, entry, consts, defines)
+    return s
 
 
 def penalize(logits, counts, rep=1.0, presence=0.0, frequency=0.0):
@@ -97,10 +106,10 @@ def test_params_out_of_range_are_named(bad):
 
 # -- greedy -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("vocab", [1000, 32000, 151936, 262144])
-def test_greedy_is_numpy_argmax(gpu, run, vocab):
+def test_greedy_is_numpy_argmax(gpu, run, cpu, vocab):
     rng = np.random.default_rng()
     x = (rng.standard_normal(vocab) * 4).astype(np.float32)
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     for params in (SamplingParams(temperature=0), SamplingParams(temperature=0.8, top_k=1)):
         s.configure(params)
@@ -111,13 +120,13 @@ def test_greedy_is_numpy_argmax(gpu, run, vocab):
     gpu.destroy_buffer(logits)
 
 
-def test_greedy_ties_go_to_the_lowest_id(gpu, run):
+def test_greedy_ties_go_to_the_lowest_id(gpu, run, cpu):
     vocab = 100_000
     rng = np.random.default_rng()
     x = rng.standard_normal(vocab).astype(np.float32)
     ties = rng.choice(vocab, 6, replace=False)  # spread over different 1024-entry chunks
     x[ties] = 9.5
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.configure(SamplingParams(temperature=0))
     s.sample(logits)
@@ -127,7 +136,7 @@ def test_greedy_ties_go_to_the_lowest_id(gpu, run):
 
 
 # -- penalties ----------------------------------------------------------------------------------
-def test_penalties_match_numpy_and_count_the_chosen_token(gpu, run):
+def test_penalties_match_numpy_and_count_the_chosen_token(gpu, run, cpu):
     vocab = 5003
     rng = np.random.default_rng()
     x = (rng.standard_normal(vocab) * 3).astype(np.float32)
@@ -135,7 +144,7 @@ def test_penalties_match_numpy_and_count_the_chosen_token(gpu, run):
     counts = np.bincount(ids, minlength=vocab)
     params = SamplingParams(temperature=0, repetition_penalty=1.3, presence_penalty=0.5,
                             frequency_penalty=0.25)
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.reset()
     s.record_tokens(ids[:1000])
@@ -167,14 +176,14 @@ EPS = 2e-5  # f32 weights exp(f32((z - max) / T)) are off by ~|z - max| / T * 2^
                                     SamplingParams(top_p=0.9, temperature=0.8),
                                     SamplingParams(top_k=1000, top_p=0.5),
                                     SamplingParams(min_p=0.02, temperature=1.2)])
-def test_cut_is_exact_on_a_large_vocab(gpu, run, params):
+def test_cut_is_exact_on_a_large_vocab(gpu, run, cpu, params):
     """top-k: the cut is exactly the k-th largest logit. top-p / min-p: the kept count lies
     between the float64 reference's counts for top_p -/+ EPS and min_p * (1 +/- EPS), since a
     boundary token within f32 rounding of the threshold may go either way."""
     vocab = 151936
     rng = np.random.default_rng()
     x = (rng.standard_normal(vocab) * 2).astype(np.float32)
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.configure(params)
     s.sample(logits)
@@ -194,12 +203,12 @@ def test_cut_is_exact_on_a_large_vocab(gpu, run, params):
     gpu.destroy_buffer(logits)
 
 
-def test_top_k_keeps_ties_at_the_kth_value(gpu, run):
+def test_top_k_keeps_ties_at_the_kth_value(gpu, run, cpu):
     vocab = 3000
     rng = np.random.default_rng()
     x = rng.integers(-20, 20, vocab).astype(np.float32)  # ~75 tokens share each value
     params = SamplingParams(top_k=100)
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.configure(params)
     s.sample(logits)
@@ -211,11 +220,11 @@ def test_top_k_keeps_ties_at_the_kth_value(gpu, run):
 
 
 # -- seeded RNG ---------------------------------------------------------------------------------
-def test_same_seed_same_tokens_other_seed_other_tokens(gpu, run):
+def test_same_seed_same_tokens_other_seed_other_tokens(gpu, run, cpu):
     vocab = 32000
     rng = np.random.default_rng()
     x = rng.standard_normal(vocab).astype(np.float32)  # flat: thousands of likely tokens
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
 
     def tokens(seed, steps=12):
@@ -244,7 +253,7 @@ CONFIGS = [SamplingParams(temperature=0.7), SamplingParams(temperature=1.0, top_
 
 
 @pytest.mark.parametrize("params", CONFIGS)
-def test_draws_follow_the_target_distribution(gpu, run, params):
+def test_draws_follow_the_target_distribution(gpu, run, cpu, params):
     """4000 draws on a 50-token vocab; chi-square goodness of fit against the exact target
     (cells with expected count < 5 merged) must have p > 1e-4, so a correct sampler fails
     this test once in 10^4 runs. Tokens outside the kept set must never appear."""
@@ -253,7 +262,7 @@ def test_draws_follow_the_target_distribution(gpu, run, params):
     x = (rng.standard_normal(vocab) * 1.5).astype(np.float32)
     ids = rng.integers(0, vocab, 30)
     counts = np.bincount(ids, minlength=vocab)
-    s = make_sampler(gpu, run, vocab, max_draws=DRAWS)
+    s = make_sampler(gpu, run, cpu, vocab, max_draws=DRAWS)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.reset()
     s.record_tokens(ids)
@@ -275,10 +284,10 @@ def test_draws_follow_the_target_distribution(gpu, run, params):
     gpu.destroy_buffer(logits)
 
 
-def test_draw_zero_is_the_sampled_token(gpu, run):
+def test_draw_zero_is_the_sampled_token(gpu, run, cpu):
     vocab = 50
     x = (np.random.default_rng().standard_normal(vocab) * 2).astype(np.float32)
-    s = make_sampler(gpu, run, vocab, max_draws=64)
+    s = make_sampler(gpu, run, cpu, vocab, max_draws=64)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.configure(SamplingParams(top_k=30, seed=7))
     many = run(s.sample_many(logits, 64))
@@ -294,12 +303,12 @@ def test_draw_zero_is_the_sampled_token(gpu, run):
     (1000, SamplingParams(temperature=0, logprobs=5)),
     (32000, SamplingParams(temperature=0.6, top_k=50, logprobs=20)),
     (151936, SamplingParams(temperature=1.0, top_p=0.9, logprobs=8, repetition_penalty=1.2))])
-def test_logprobs_match_numpy_log_softmax(gpu, run, vocab, params):
+def test_logprobs_match_numpy_log_softmax(gpu, run, cpu, vocab, params):
     rng = np.random.default_rng()
     x = (rng.standard_normal(vocab) * 3).astype(np.float32)
     ids = rng.integers(0, vocab, 200)
     counts = np.bincount(ids, minlength=vocab)
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
     s.reset()
     s.record_tokens(ids)
@@ -318,7 +327,7 @@ def test_logprobs_match_numpy_log_softmax(gpu, run, vocab, params):
     gpu.destroy_buffer(logits)
 
 
-def test_recorded_plan_replays_like_direct_sampling(gpu, run):
+def test_recorded_plan_replays_like_direct_sampling(gpu, run, cpu):
     """sample(target=plan) once; per step only a replay: no buffer write at all (the RNG step
     counter and the penalty counts advance on the GPU). Same seed -> the same ids as direct
     calls, and the chosen tokens are counted on the GPU between replays (the repetition penalty
@@ -327,7 +336,7 @@ def test_recorded_plan_replays_like_direct_sampling(gpu, run):
     rng = np.random.default_rng()
     x = (rng.standard_normal(vocab) * 2).astype(np.float32)
     params = SamplingParams(temperature=0.9, top_k=50, repetition_penalty=3.0, seed=11)
-    s = make_sampler(gpu, run, vocab)
+    s = make_sampler(gpu, run, cpu, vocab)
     logits = gpu.upload(f32(x), kind="activations", label="logits")
 
     def direct(steps=8):
