@@ -39,6 +39,10 @@ from .config import ModelConfig
 from .weights import ModelWeights
 
 PREFILL_BUCKETS = (16, 64, 256, 512)
+# CPU adapters (SwiftShader, lavapipe): prefill projections cost in proportion to the bucket (8-token
+# matvec groups, app/models/blocks.py CpuLinear), so buckets follow the prompt closely and chunks
+# stay small.
+CPU_PREFILL_BUCKETS = (8, 16, 32, 64)
 DECODE_BATCH = 4        # generate(): decode steps replayed per readback of their ids
 GREEDY = SamplingParams(temperature=0.0)
 
@@ -55,7 +59,12 @@ class Model:
         self.context_length = context_length
         self.kv_dtype = kv_dtype
         self.vocab = weights.output.rows
-        self.buckets = tuple(b for b in PREFILL_BUCKETS if b < prefill_chunk) + (prefill_chunk,)
+        if getattr(dev, "is_cpu", False):
+            prefill_chunk = min(prefill_chunk, CPU_PREFILL_BUCKETS[-1])
+            table = CPU_PREFILL_BUCKETS
+        else:
+            table = PREFILL_BUCKETS
+        self.buckets = tuple(b for b in table if b < prefill_chunk) + (prefill_chunk,)
         self.cached: list[int] = []   # ids whose K/V rows 0..len-1 are in the cache
         self.pos = 0                  # position of the next token to feed (the last sampled one)
         self.stats = {"prefill_s": 0.0, "prefill_tokens": 0, "decode_s": 0.0,
