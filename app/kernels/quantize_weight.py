@@ -42,8 +42,9 @@ class UnsupportedQuantizationError(ValueError):
 
 
 async def quantize_weight(dev, name: str, src_type: str, raw, rows: int, cols: int, to: str,
-                          max_chunk_bytes: int | None = None) -> GPUWeight:
+                          max_chunk_bytes: int | None = None, check: bool = True) -> GPUWeight:
     """GPUWeight (kind="weights" buffers) holding `raw` quantized to `to` ("q8_0" | "q4").
+    check=False skips the error-scope round trip per chunk (a loader checks once at the end).
 
     max_chunk_bytes lowers the per-chunk limit (for the output and the staging copy alike) below
     the device's limits (tests use it to exercise splitting on small tensors)."""
@@ -85,7 +86,7 @@ async def quantize_weight(dev, name: str, src_type: str, raw, rows: int, cols: i
             n = min(per_chunk, rows - r0)
             label = f"{name}[{r0}:{r0 + n}]"
             buf = await _quantize_chunk(dev, pipe, piece(r0 * src_row, (r0 + n) * src_row),
-                                        n * cols // BLOCK, n * dst_row, label)
+                                        n * cols // BLOCK, n * dst_row, label, check)
             weight.chunks.append(Chunk(buf, r0, n))
     except BaseException:
         weight.destroy(dev)
@@ -93,7 +94,8 @@ async def quantize_weight(dev, name: str, src_type: str, raw, rows: int, cols: i
     return weight
 
 
-async def _quantize_chunk(dev, pipe, data, n_blocks: int, out_bytes: int, label: str):
+async def _quantize_chunk(dev, pipe, data, n_blocks: int, out_bytes: int, label: str,
+                          check: bool = True):
     """Upload one chunk's source values to a staging buffer and quantize them into a weights
     buffer of out_bytes (n_blocks blocks)."""
     staging = dev.upload(data, kind="staging", label=label + ".src")
@@ -103,7 +105,8 @@ async def _quantize_chunk(dev, pipe, data, n_blocks: int, out_bytes: int, label:
         params = uniform(dev, "<I", n_blocks, label=label + ".params")
         groups = grid(-(-n_blocks // WORKGROUP), dev.limits["maxComputeWorkgroupsPerDimension"])
         dev.dispatch(pipe, [dev.bind(pipe, [staging, out, params])], groups)
-        await dev.check(f"quantizing {label}")
+        if check:
+            await dev.check(f"quantizing {label}")
     except BaseException:
         if out is not None:
             dev.destroy_buffer(out)

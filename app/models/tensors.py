@@ -65,23 +65,25 @@ def hf_to_gguf_name(name: str, family: str) -> str | None:
 
 
 class TensorSet:
-    def __init__(self, entries: dict, reader):
+    def __init__(self, entries: dict, reader, positions: dict | None = None):
         self._entries = entries     # gguf name -> (source name, type, (rows, cols) or (n,))
         self._reader = reader       # async (source name) -> bytes-like / Uint8Array
+        self._positions = positions or {}   # gguf name -> sortable place of its bytes
 
     @classmethod
     def from_gguf(cls, gguf) -> "TensorSet":
         return cls({n: (n, t.type_name, t.shape) for n, t in gguf.tensors.items()},
-                   gguf.tensor_data)
+                   gguf.tensor_data, {n: (0, t.offset) for n, t in gguf.tensors.items()})
 
     @classmethod
     def from_safetensors(cls, st, family: str) -> "TensorSet":
-        entries = {}
+        entries, positions = {}, {}
         for name, t in st.tensors.items():
             g = hf_to_gguf_name(name, family)
             if g is not None:
                 entries[g] = (name, t.dtype, tuple(t.shape))
-        return cls(entries, st.tensor_data)
+                positions[g] = (getattr(t, "file", ""), t.offset)
+        return cls(entries, st.tensor_data, positions)
 
     @property
     def names(self):
@@ -89,6 +91,11 @@ class TensorSet:
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+    def position(self, name: str) -> tuple:
+        """Where the tensor's bytes lie ((file, offset)): uploads run in this order."""
+        self._get(name)
+        return self._positions.get(name, (0, 0))
 
     def type(self, name: str) -> str:
         return self._get(name)[1]

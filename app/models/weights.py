@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from ..gpu import Buffer, Device
@@ -210,9 +211,10 @@ class _Uploader:
     async def _upload(self, name, t, data, rows, cols) -> GPUWeight:
         if self.quantize and t in DENSE:
             from ..kernels.quantize_weight import quantize_weight
-            w = await quantize_weight(self.dev, name, t, data, rows, cols, QUANTIZE[self.quantize])
+            w = await quantize_weight(self.dev, name, t, data, rows, cols, QUANTIZE[self.quantize],
+                                      check=False)
         else:
-            w = await upload_weight(self.dev, name, t, data, rows, cols)
+            w = await upload_weight(self.dev, name, t, data, rows, cols, check=False)
         self.owned.append(w)
         return w
 
@@ -230,73 +232,106 @@ async def load_weights(dev: Device, ts: TensorSet, cfg: ModelConfig, quantize: s
                                       f"is already {ts.type('token_embd.weight')}")
     up = _Uploader(dev, ts, quantize, progress)
     try:
-        return await _load(up, ts, cfg)
+        weights = await _load(up, ts, cfg)
+        await dev.check("uploading the weights")   # one error-scope round trip for all tensors
+        return weights
     except BaseException:
         ModelWeights(None, None, None, [], owned=up.owned).destroy(dev)
         raise
 
 
 async def _load(up: _Uploader, ts: TensorSet, cfg: ModelConfig) -> ModelWeights:
+    """Decide every upload first (what to stack, what to split), run them in the order their
+    bytes lie in the file (a streamed or chunk-cached source then reads each chunk once; GGUF
+    files often list layers in name order: blk.0, blk.1, blk.10, ...), then assemble."""
     q_rows, kv_rows = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
-    embd = await up.matrix("token_embd.weight")
-    layers = []
+    views = (q_rows, q_rows + kv_rows)
+    jobs: list = []      # (file position, slot, coroutine function)
+
+    def add(slot, names, fn, *args):
+        jobs.append((min(ts.position(n) for n in names), slot, partial(fn, *args)))
+
+    def vec(slot, name):
+        add(slot, [name], up.vector, name)
+
+    def mat(slot, name, parts=()):
+        add(slot, [name], up.matrix, name, parts)
+
+    mat("embd", "token_embd.weight")
     for i in range(cfg.n_layers):
         p = f"blk.{i}."
-        opt = {}
-        attn_norm = await up.vector(p + "attn_norm.weight")
+        vec((i, "attn_norm"), p + "attn_norm.weight")
         names = [p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"]
-        views = (q_rows, q_rows + kv_rows)
-        qkv = None
         if p + "attn_qkv.weight" in ts:
             if up.fusable([p + "attn_qkv.weight"], views):
-                qkv = await up.matrix(p + "attn_qkv.weight")
+                mat((i, "qkv"), p + "attn_qkv.weight")
             else:
-                q, k, v = await up.matrix(p + "attn_qkv.weight", ((names[0], q_rows),
-                                                                  (names[1], kv_rows),
-                                                                  (names[2], kv_rows)))
+                mat((i, "q,k,v"), p + "attn_qkv.weight", ((names[0], q_rows),
+                                                          (names[1], kv_rows),
+                                                          (names[2], kv_rows)))
         elif up.fusable(names, views):
-            qkv = await up.stacked(p + "attn_qkv.weight", names)
+            add((i, "qkv"), names, up.stacked, p + "attn_qkv.weight", names)
         else:
-            q, k, v = [await up.matrix(n) for n in names]
-        if qkv is not None:
-            al = up.dev.limits.get("minStorageBufferOffsetAlignment", 256)
-            q, k, v = (qkv.view(names[0], 0, q_rows, al),
-                       qkv.view(names[1], q_rows, kv_rows, al),
-                       qkv.view(names[2], q_rows + kv_rows, kv_rows, al))
-            assert None not in (q, k, v), "fusable() admitted unaligned views"
+            for key, n in zip("qkv", names):
+                mat((i, key), n)
         for key, name in (("q_bias", "attn_q.bias"), ("k_bias", "attn_k.bias"),
                           ("v_bias", "attn_v.bias")):
             if cfg.qkv_bias and p + name in ts:
-                opt[key] = await up.vector(p + name)
-        if qkv is not None and cfg.qkv_bias and "q_bias" in opt:
-            opt["qkv_bias"] = await up.joined(p + "attn_qkv.bias",
-                                              [opt["q_bias"], opt["k_bias"], opt["v_bias"]])
+                vec((i, key), p + name)
         if cfg.qk_norm:
-            opt["q_norm"] = await up.vector(p + "attn_q_norm.weight")
-            opt["k_norm"] = await up.vector(p + "attn_k_norm.weight")
-        o = await up.matrix(p + "attn_output.weight")
+            vec((i, "q_norm"), p + "attn_q_norm.weight")
+            vec((i, "k_norm"), p + "attn_k_norm.weight")
+        mat((i, "o"), p + "attn_output.weight")
         if cfg.post_norms:
-            opt["post_attn_norm"] = await up.vector(p + "post_attention_norm.weight")
-            opt["post_ffw_norm"] = await up.vector(p + "post_ffw_norm.weight")
-        ffn_norm = await up.vector(p + "ffn_norm.weight")
-        gate = upw = None
+            vec((i, "post_attn_norm"), p + "post_attention_norm.weight")
+            vec((i, "post_ffw_norm"), p + "post_ffw_norm.weight")
+        vec((i, "ffn_norm"), p + "ffn_norm.weight")
         gu = [p + "ffn_gate.weight", p + "ffn_up.weight"]
         if p + "ffn_gate.weight" not in ts:         # phi3: ffn_up holds gate rows then up rows
-            opt["gate_up"] = await up.matrix(p + "ffn_up.weight")
+            mat((i, "gate_up"), p + "ffn_up.weight")
         elif up.fusable(gu):
-            opt["gate_up"] = await up.stacked(p + "ffn_gate_up.weight", gu)
+            add((i, "gate_up"), gu, up.stacked, p + "ffn_gate_up.weight", gu)
         else:
-            gate, upw = [await up.matrix(n) for n in gu]
-        down = await up.matrix(p + "ffn_down.weight")
-        layers.append(LayerWeights(attn_norm, q, k, v, o, ffn_norm, gate, upw, down, qkv=qkv,
-                                   **opt))
-    out_norm = await up.vector("output_norm.weight")
-    output = embd if cfg.tied_embeddings or "output.weight" not in ts else \
-        await up.matrix("output.weight")
-    w = ModelWeights(embd, out_norm, output, layers, owned=up.owned)
-    if "rope_freqs.weight" in ts:
-        w.rope_freqs = await up.floats("rope_freqs.weight")
-    if "rope_factors_long.weight" in ts:
-        w.rope_long = await up.floats("rope_factors_long.weight")
-        w.rope_short = await up.floats("rope_factors_short.weight")
+            mat((i, "gate"), gu[0])
+            mat((i, "up"), gu[1])
+        mat((i, "down"), p + "ffn_down.weight")
+    vec("output_norm", "output_norm.weight")
+    if not cfg.tied_embeddings and "output.weight" in ts:
+        mat("output", "output.weight")
+    for name in ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"):
+        if name in ts:
+            add(name, [name], up.floats, name)
+
+    got: dict = {}
+    for _, slot, fn in sorted(jobs, key=lambda j: j[0]):
+        got[slot] = await fn()
+
+    al = up.dev.limits.get("minStorageBufferOffsetAlignment", 256)
+    layers = []
+    for i in range(cfg.n_layers):
+        p = f"blk.{i}."
+        L = {key: got[(i, key)] for key in (
+            "q", "k", "v", "q_bias", "k_bias", "v_bias", "q_norm", "k_norm", "post_attn_norm",
+            "post_ffw_norm", "gate", "up", "gate_up") if (i, key) in got}
+        if (i, "q,k,v") in got:
+            L["q"], L["k"], L["v"] = got[(i, "q,k,v")]
+        qkv = got.get((i, "qkv"))
+        if qkv is not None:
+            names = [p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"]
+            L["q"], L["k"], L["v"] = (qkv.view(names[0], 0, q_rows, al),
+                                      qkv.view(names[1], q_rows, kv_rows, al),
+                                      qkv.view(names[2], q_rows + kv_rows, kv_rows, al))
+            assert None not in (L["q"], L["k"], L["v"]), "fusable() admitted unaligned views"
+            if "q_bias" in L:
+                L["qkv_bias"] = await up.joined(p + "attn_qkv.bias",
+                                                [L["q_bias"], L["k_bias"], L["v_bias"]])
+        layers.append(LayerWeights(
+            got[(i, "attn_norm")], L.pop("q"), L.pop("k"), L.pop("v"), got[(i, "o")],
+            got[(i, "ffn_norm")], L.pop("gate", None), L.pop("up", None), got[(i, "down")],
+            qkv=qkv, **L))
+    embd = got["embd"]
+    w = ModelWeights(embd, got["output_norm"], got.get("output", embd), layers, owned=up.owned)
+    w.rope_freqs = got.get("rope_freqs.weight")
+    w.rope_long = got.get("rope_factors_long.weight")
+    w.rope_short = got.get("rope_factors_short.weight")
     return w
