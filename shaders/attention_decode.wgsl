@@ -131,17 +131,7 @@ const VPT: u32 = (TK + NGRP - 1u) / NGRP;   // V phase: keys per invocation per 
 const VEXACT: bool = TK % NGRP == 0u;       // every key group gets VPT keys of the tile
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-#if KV_F16
-alias Raw = vec2<u32>;
-@group(0) @binding(1) var<storage, read> k_cache: array<Raw>;
-@group(0) @binding(2) var<storage, read> v_cache: array<Raw>;
-fn dec(w: Raw) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
-#else
-alias Raw = vec4<f32>;
-@group(0) @binding(1) var<storage, read> k_cache: array<Raw>;
-@group(0) @binding(2) var<storage, read> v_cache: array<Raw>;
-fn dec(w: Raw) -> vec4<f32> { return w; }
-#endif
+#include lib/kv_read
 @group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> step: Step;
 

@@ -40,18 +40,7 @@ override SOFTCAP: f32 = 0.0;
 override WINDOW: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-#if KV_F16
-@group(0) @binding(1) var<storage, read> k_cache: array<vec2<u32>>;
-@group(0) @binding(2) var<storage, read> v_cache: array<vec2<u32>>;
-fn unpack4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
-fn load_k(i: u32) -> vec4<f32> { return unpack4(k_cache[i]); }
-fn load_v(i: u32) -> vec4<f32> { return unpack4(v_cache[i]); }
-#else
-@group(0) @binding(1) var<storage, read> k_cache: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> v_cache: array<vec4<f32>>;
-fn load_k(i: u32) -> vec4<f32> { return k_cache[i]; }
-fn load_v(i: u32) -> vec4<f32> { return v_cache[i]; }
-#endif
+#include lib/kv_read
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> step: Step;
 
