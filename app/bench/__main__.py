@@ -55,19 +55,11 @@ def kernels(argv) -> int:
 def model_browser(argv) -> int:
     """The model benchmark in headless Chromium: the page fetches the file from the bench server
     into an ArrayBuffer and loads it from there (JSBufferSource), as a user's page would."""
-    from .browser import chromium, run_py
+    from .browser import run_with_model
     from .model import parse
     args = parse(argv)
-    code = ("from js import fetch\n"
-            "from app.formats.sources import JSBufferSource\n"
-            "from app.bench.model import main\n"
-            "resp = await fetch('models/bench.gguf')\n"
-            "assert resp.ok, f'fetching the model: HTTP {resp.status}'\n"
-            "src = JSBufferSource(await resp.arrayBuffer())\n"
-            f"result = await main({json.dumps(argv)}, dev=dev, source=src)\n")
-    with chromium(files={"models/bench.gguf": args.model}) as page:
-        page.set_default_timeout(30 * 60 * 1000)
-        reply = run_py(page, code)
+    reply = run_with_model(args.model, "from app.bench.model import main\n"
+                           f"result = await main({json.dumps(argv)}, dev=dev, source=src)")
     print(reply["stdout"], end="")
     if args.json:
         with open(args.json, "w") as f:

@@ -204,3 +204,18 @@ def chromium(args: list[str] = BENCH_ARGS, files: dict | None = None):
                 yield page
             finally:
                 browser.close()
+
+
+def run_with_model(model_path: str, call: str) -> dict:
+    """Run `call` (Python awaited in the page, e.g. "await main([...], dev=dev, source=src)")
+    in headless Chromium with `src` a JSBufferSource of `model_path`, which the page fetches
+    from the bench server as a user's page would. Returns run_py's reply."""
+    code = ("from js import fetch\n"
+            "from app.formats.sources import JSBufferSource\n"
+            "resp = await fetch('models/bench.gguf')\n"
+            "assert resp.ok, f'fetching the model: HTTP {resp.status}'\n"
+            "src = JSBufferSource(await resp.arrayBuffer())\n"
+            f"{call}\n")
+    with chromium(files={"models/bench.gguf": model_path}) as page:
+        page.set_default_timeout(30 * 60 * 1000)
+        return run_py(page, code)

@@ -93,17 +93,11 @@ def main(argv=None) -> int:
     args = parse(argv)
     if args.browser:
         import json
-        from .browser import chromium, run_py
+        from .browser import run_with_model
         rest = [a for a in argv if a != "--browser"]
-        code = ("from js import fetch\n"
-                "from app.formats.sources import JSBufferSource\n"
-                "from app.bench.profile import parse, run\n"
-                "resp = await fetch('models/bench.gguf')\n"
-                "assert resp.ok, f'fetching the model: HTTP {resp.status}'\n"
-                f"await run(parse({json.dumps(rest)}), dev, JSBufferSource(await resp.arrayBuffer()))\n")
-        with chromium(files={"models/bench.gguf": args.model}) as page:
-            page.set_default_timeout(30 * 60 * 1000)
-            print(run_py(page, code)["stdout"], end="")
+        reply = run_with_model(args.model, "from app.bench.profile import parse, run\n"
+                               f"await run(parse({json.dumps(rest)}), dev, src)")
+        print(reply["stdout"], end="")
         return 0
     import asyncio
     return asyncio.run(run(args))
