@@ -58,8 +58,8 @@ def _logits(run, model, ids) -> np.ndarray:
 
 
 def test_smollm2_decode_agrees_with_prefill_logits(run, smollm2):
-    """Real weights, and the fused q|k|v decode path (SmolLM2's head sizes align; the tiny
-    models' mostly do not)."""
+    """Real weights through the fused q|k|v / gate|up decode path. (The tiny models take it too
+    where the device's offset alignment allows: lavapipe's 64 bytes, not Chrome's 256.)"""
     assert smollm2.weights.layers[0].qkv is not None and smollm2.weights.layers[0].gate_up
     rng = np.random.default_rng()
     _check_decode(run, smollm2, [1] + rng.integers(100, 40000, size=8).tolist(), 6)
