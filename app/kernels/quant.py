@@ -102,15 +102,26 @@ async def _repack(dev, ggml_type: str, data, out_bytes: int, label: str, check: 
     """Upload one chunk's raw blocks to a staging buffer and repack them into a weights buffer."""
     n_words = out_bytes // 4
     pipe = await dev.pipeline("repack", REPACK_ENTRY[ggml_type])
-    staging = dev.upload(data, kind="staging", label=label + ".raw")
+    return await staged_pass(dev, pipe, data, out_bytes, n_words,
+                             grid(-(-n_words // WORKGROUP)), label, "repacking", check,
+                             suffix=".raw")
+
+
+async def staged_pass(dev, pipe, data, out_bytes: int, count: int, groups: tuple, label: str,
+                      what: str, check: bool = True, suffix: str = ".src"):
+    """One load-time pass from host bytes to a new weights buffer: `data` goes to a temporary
+    staging buffer, `pipe` (bindings: staging, out, params = {count: u32}) runs on `groups`
+    workgroups and writes out (out_bytes, kind="weights"), staging and params are freed. With
+    `check`, GPU errors are raised here ("<what> <label>"); on any error out is freed too. Used
+    by the repack (here) and quantize-at-load (quantize_weight.py) uploads."""
+    staging = dev.upload(data, kind="staging", label=label + suffix)
     params = out = None
     try:
         out = dev.create_buffer(out_bytes, kind="weights", label=label)
-        params = uniform(dev, "<I", n_words, label=label + ".params")
-        dev.dispatch(pipe, [dev.bind(pipe, [staging, out, params])],
-                     grid(-(-n_words // WORKGROUP)))
+        params = uniform(dev, "<I", count, label=label + ".params")
+        dev.dispatch(pipe, [dev.bind(pipe, [staging, out, params])], groups)
         if check:
-            await dev.check(f"repacking {label}")
+            await dev.check(f"{what} {label}")
     except BaseException:
         if out is not None:
             dev.destroy_buffer(out)

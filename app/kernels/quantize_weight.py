@@ -25,9 +25,9 @@ writing a "weights" buffer, destroy the staging. Only one staging buffer exists 
 """
 from __future__ import annotations
 
-from .grid import grid, uniform
+from .grid import grid
 from .layouts import Chunk, GPUWeight, row_bytes, rows_per_chunk
-from .quant import UnsupportedWeightTypeError, WeightSizeError, _byte_source
+from .quant import UnsupportedWeightTypeError, WeightSizeError, _byte_source, staged_pass
 
 # safetensors dtype -> (bytes per value, shaders/quantize_weight.wgsl SRC define)
 SOURCE = {"F32": (4, "f32"), "F16": (2, "f16"), "BF16": (2, "bf16")}
@@ -98,22 +98,6 @@ async def _quantize_chunk(dev, pipe, data, n_blocks: int, out_bytes: int, label:
                           check: bool = True):
     """Upload one chunk's source values to a staging buffer and quantize them into a weights
     buffer of out_bytes (n_blocks blocks)."""
-    staging = dev.upload(data, kind="staging", label=label + ".src")
-    params = out = None
-    try:
-        out = dev.create_buffer(out_bytes, kind="weights", label=label)
-        params = uniform(dev, "<I", n_blocks, label=label + ".params")
-        groups = grid(-(-n_blocks // WORKGROUP), dev.limits["maxComputeWorkgroupsPerDimension"])
-        dev.dispatch(pipe, [dev.bind(pipe, [staging, out, params])], groups)
-        if check:
-            await dev.check(f"quantizing {label}")
-    except BaseException:
-        if out is not None:
-            dev.destroy_buffer(out)
-        raise
-    finally:
-        # WebGPU frees a destroyed buffer only after the submitted work using it has finished.
-        dev.destroy_buffer(staging)
-        if params is not None:
-            dev.destroy_buffer(params)
-    return out
+    groups = grid(-(-n_blocks // WORKGROUP), dev.limits["maxComputeWorkgroupsPerDimension"])
+    return await staged_pass(dev, pipe, data, out_bytes, n_blocks, groups, label, "quantizing",
+                             check)
