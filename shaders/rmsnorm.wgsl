@@ -40,6 +40,21 @@ override WG: u32 = 256u;
 #endif
 #endif
 
+// y[j] = s[j] * scale * (w[i] or 1 + w[i]), j = row base + i: the output of both variants. s is
+// read back from where the first pass left it (the residual output when fused).
+fn put(j: u32, i: u32, scale: f32) {
+#if RESIDUAL
+    let s = {{S}}[j];
+#else
+    let s = x[j];
+#endif
+    var g = w[i];
+    if (ADD_ONE) {
+        g += 1.0;
+    }
+    {{Y}}[j] = s * scale * g;
+}
+
 #if CPU
 const CWG: u32 = 8u;
 
@@ -78,16 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let ss = (acc.x + acc.y) + (acc.z + acc.w);
     let scale = inverseSqrt(ss / f32(DIM) + EPS);
     for (var i = 0u; i < DIM; i++) {
-#if RESIDUAL
-        let s = {{S}}[base + i];
-#else
-        let s = x[base + i];
-#endif
-        var g = w[i];
-        if (ADD_ONE) {
-            g += 1.0;
-        }
-        {{Y}}[base + i] = s * scale * g;
+        put(base + i, i, scale);
     }
 }
 #else
@@ -125,16 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
     // Pass 2: scale and weight. s is re-read (this invocation wrote it, so it sees its own value).
     for (var i = lid; i < DIM; i += WG) {
-#if RESIDUAL
-        let s = {{S}}[base + i];
-#else
-        let s = x[base + i];
-#endif
-        var g = w[i];
-        if (ADD_ONE) {
-            g += 1.0;
-        }
-        {{Y}}[base + i] = s * scale * g;
+        put(base + i, i, scale);
     }
 }
 #endif
