@@ -260,11 +260,20 @@ class Model:
         return toks
 
     async def generate(self, ids, params: SamplingParams | None = None, max_tokens: int = 256,
-                       stop_ids=(), batch: int = DECODE_BATCH) -> AsyncIterator[int]:
+                       stop_ids=(), batch: int = DECODE_BATCH,
+                       with_logprobs: bool = False) -> AsyncIterator[int]:
         """Yield up to max_tokens ids (a stop id is yielded, then generation ends). Stops early
         at the context end. Decode steps run `batch` at a time between readbacks; steps past a
-        stop id are wasted work, never visible."""
+        stop id are wasted work, never visible.
+
+        with_logprobs: yield the sampler's SampleResult of each step instead of its id (.id,
+        .logprob, .top: params.logprobs (id, logprob) pairs); one readback per token, since
+        the result buffer holds only the latest step's."""
         stop = set(stop_ids)
+        if with_logprobs:
+            async for r in self._generate_results(ids, params, max_tokens, stop):
+                yield r
+            return
         tok = await self.prefill(ids, params)
         yield tok
         count = 1
@@ -277,6 +286,21 @@ class Model:
                 count += 1
                 if tok in stop:
                     return
+
+    async def _generate_results(self, ids, params, max_tokens: int, stop: set):
+        tok = await self.prefill(ids, params)
+        r = await self.sampler.read_result()
+        if r.id != tok:
+            raise RuntimeError(f"sampler result {r.id} disagrees with the stored token {tok}")
+        yield r
+        count = 1
+        while count < max_tokens and r.id not in stop and self.pos < self.context_length:
+            tok = (await self.decode_n(1))[0]
+            r = await self.sampler.read_result()
+            if r.id != tok:
+                raise RuntimeError(f"sampler result {r.id} disagrees with the stored token {tok}")
+            yield r
+            count += 1
 
     async def logits(self, ids) -> bytes:
         """f32 (len(ids), vocab) logits of every position, the sequence starting at position 0
