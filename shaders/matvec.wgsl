@@ -24,6 +24,9 @@
 // functions (lib/glu_act.wgsl), so the result equals glu.wgsl followed by this matvec bit for bit
 // (decode's down projection without the glu dispatch; every row group recomputes the
 // activations of the units it walks).
+// NORM (NV1, not SCALAR/GLU_X): x is the raw residual stream and the product's input is
+// rmsnorm(x) * g (binding B_G = 4, or 5 with BIAS: g array<vec4<f32>> (cols,); override EPS,
+// NORM_ADD_ONE); see below.
 // Override constant TPR: threads per row, a power of two 1..WG.
 //
 // Workgroup: WG invocations = WG / TPR row groups x TPR threads; each thread owns RPT
@@ -62,7 +65,11 @@ struct Params {
     _pad: u32,
 }
 
+#if V4
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;  // V4: 16-byte loads (below)
+#else
 @group(0) @binding(0) var<storage, read> w: array<u32>;
+#endif
 #if SCALAR
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 #else
@@ -78,6 +85,23 @@ struct Params {
 var<workgroup> red: array<VT, {{RED}}>;  // WG * NV partial sums (rows in components)
 #endif
 
+#if NORM
+// NORM (decode, NV1, vector path): the input is rmsnorm(x) * g, folded in: the kernel reads raw
+// x, multiplies each x vec4 by g's on load, sums x^2 of the units each lane walks (the lanes of
+// a row group walk every unit of the row once), reduces that sum with the row sums, and scales
+// each row's total by inverseSqrt(sum x^2 / cols + EPS):
+//   y[r] = inverseSqrt(mean(x^2) + EPS) * sum_k W[r, k] * x[k] * g'[k]  (+ bias)
+// g' = g, or 1 + g with NORM_ADD_ONE (Gemma). Equal to rmsnorm.wgsl then this matvec up to f32
+// rounding order (the scale multiplies the sum instead of each x). Saves the rmsnorm dispatch.
+@group(0) @binding({{B_G}}) var<storage, read> g: array<vec4<f32>>;  // 4, or 5 after bias
+override EPS: f32 = 1e-6;
+override NORM_ADD_ONE: bool = false;
+var<private> ssq: f32;
+#ifndef NORED
+var<workgroup> red_ss: array<f32, {{WG}}>;
+#endif
+#endif
+
 // x's element (SCALAR) or vec4 i: p.xs spans a whole gate | up row under GLU_X, whose up half
 // starts cols elements after the gate.
 #if SCALAR
@@ -91,10 +115,20 @@ fn xat(i: u32) -> f32 {
 #else
 fn xat(i: u32) -> vec4<f32> {
 #if GLU_X
-    let g = x[i];
-    return vec4<f32>({{ACT}}(g.x), {{ACT}}(g.y), {{ACT}}(g.z), {{ACT}}(g.w)) * x[i + p.cols / 4u];
+    let gt = x[i];
+    return vec4<f32>({{ACT}}(gt.x), {{ACT}}(gt.y), {{ACT}}(gt.z), {{ACT}}(gt.w)) * x[i + p.cols / 4u];
+#else
+#if NORM
+    let v = x[i];
+    ssq += dot(v, v);
+    var gv = g[i];
+    if (NORM_ADD_ONE) {
+        gv += vec4<f32>(1.0);
+    }
+    return v * gv;
 #else
     return x[i];
+#endif
 #endif
 }
 #endif
@@ -119,6 +153,14 @@ fn x8(o: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32, d6: u32, d7:
 #endif
 }
 
+#ifndef SCALAR
+// Two consecutive x vec4s (the dense 8-element units).
+fn x2(o: u32) -> X8 {
+    let z = vec4<f32>(0.0);
+    return X8(xat(o), xat(o + 1u), z, z, z, z, z, z, vec2<f32>(0.0));
+}
+#endif
+
 #if SCALAR
 // Dense layouts, any cols: unit = 1 element; rb = row * cols is an element index.
 fn xload(o: u32, u: u32) -> X8 { return x8(o + u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u); }
@@ -136,29 +178,47 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 }
 #else
 #if F32
-// f32, cols % 4 == 0: unit = 4 elements = 4 words.
-fn xload(o: u32, u: u32) -> X8 { return x8(o + u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u); }
+// f32, cols % 4 == 0: unit = 4 elements = 4 words. (xat once per distinct vec4: NORM sums x^2
+// there.)
+fn xload(o: u32, u: u32) -> X8 {
+    let z = vec4<f32>(0.0);
+    return X8(xat(o + u), z, z, z, z, z, z, z, vec2<f32>(0.0));
+}
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let b = rb + 4u * u;
+#if V4
+    return dot(bitcast<vec4<f32>>(w[b >> 2u]), X.a0);
+#else
     return dot(bitcast<vec4<f32>>(vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u])), X.a0);
+#endif
 }
 #endif
 #if F16
 // f16, cols % 8 == 0: unit = 8 elements = 4 words (element pairs, low half first).
-fn xload(o: u32, u: u32) -> X8 { return x8(o + 2u * u, 0u, 1u, 0u, 0u, 0u, 0u, 0u, 0u); }
+fn xload(o: u32, u: u32) -> X8 { return x2(o + 2u * u); }
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let b = rb + 4u * u;
-    return dot(vec4<f32>(unpack2x16float(w[b]), unpack2x16float(w[b + 1u])), X.a0) +
-           dot(vec4<f32>(unpack2x16float(w[b + 2u]), unpack2x16float(w[b + 3u])), X.a1);
+#if V4
+    let q = w[b >> 2u];
+#else
+    let q = vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u]);
+#endif
+    return dot(vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)), X.a0) +
+           dot(vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w)), X.a1);
 }
 #endif
 #if BF16
 // bf16, cols % 8 == 0: unit = 8 elements = 4 words.
-fn xload(o: u32, u: u32) -> X8 { return x8(o + 2u * u, 0u, 1u, 0u, 0u, 0u, 0u, 0u, 0u); }
+fn xload(o: u32, u: u32) -> X8 { return x2(o + 2u * u); }
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let b = rb + 4u * u;
-    return dot(vec4<f32>(mv_bf16(w[b]), mv_bf16(w[b + 1u])), X.a0) +
-           dot(vec4<f32>(mv_bf16(w[b + 2u]), mv_bf16(w[b + 3u])), X.a1);
+#if V4
+    let q = w[b >> 2u];
+#else
+    let q = vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u]);
+#endif
+    return dot(vec4<f32>(mv_bf16(q.x), mv_bf16(q.y)), X.a0) +
+           dot(vec4<f32>(mv_bf16(q.z), mv_bf16(q.w)), X.a1);
 }
 #endif
 #endif
@@ -179,18 +239,38 @@ fn nib_hi(q: u32) -> vec4<f32> {  // high nibbles of bytes 0..3 (mv_nib(q, 4u))
            vec4<f32>(524288.0, 2048.0, 524288.0, 8388608.0);
 }
 #if Q4_1
+#if FINE
+// q4_1 FINE: unit = one qs word i of block u/4 (i = u % 4): elements 4i..4i+3 (low nibbles, x in
+// a0) and 16+4i..16+4i+3 (high, a1). The 4 lanes of a block are consecutive, so a warp's W and x
+// loads are contiguous runs (coalesced) and the d|m word is shared by 4 lanes; a 1-block unit
+// instead has lanes 20 B (W) and 128 B (x) apart, which costs L1 wavefronts, not DRAM bytes.
+fn xload(o: u32, u: u32) -> X8 {
+    let k = o + 8u * (u >> 2u) + (u & 3u);
+    let a0 = xat(k); let a1 = xat(k + 4u); let z = vec4<f32>(0.0);
+    return X8(a0, a1, z, z, z, z, z, z, vec2<f32>(dot(a0 + a1, vec4<f32>(1.0)), 0.0));
+}
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 5u * (u >> 2u);
+    let dm = unpack2x16float(w[b]);
+    let q = w[b + 1u + (u & 3u)];
+    return dm.x * (dot(nib_lo(q), X.a0) + dot(nib_hi(q), X.a1)) + dm.y * X.s.x;
+}
+#else
 // q4_1: unit = 1 block = 32 elements = 5 words [d|m, qs x4]. Word i of qs holds elements
 // 4i..4i+3 (low nibbles) and 16+4i..16+4i+3 (high). sum = d * sum(q x) + m * sum(x).
 fn xload(o: u32, u: u32) -> X8 { return x8(o + 8u * u, 0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u); }
-fn dotu(rb: u32, u: u32, X: X8) -> f32 {
-    let b = rb + 5u * u;
-    let dm = unpack2x16float(w[b]);
-    let q0 = w[b + 1u]; let q1 = w[b + 2u]; let q2 = w[b + 3u]; let q3 = w[b + 4u];
-    let sq = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1) + dot(nib_lo(q2), X.a2) +
-             dot(nib_lo(q3), X.a3) + dot(nib_hi(q0), X.a4) + dot(nib_hi(q1), X.a5) +
-             dot(nib_hi(q2), X.a6) + dot(nib_hi(q3), X.a7);
+fn q4blk(dmw: u32, q: vec4<u32>, X: X8) -> f32 {
+    let dm = unpack2x16float(dmw);
+    let sq = dot(nib_lo(q.x), X.a0) + dot(nib_lo(q.y), X.a1) + dot(nib_lo(q.z), X.a2) +
+             dot(nib_lo(q.w), X.a3) + dot(nib_hi(q.x), X.a4) + dot(nib_hi(q.y), X.a5) +
+             dot(nib_hi(q.z), X.a6) + dot(nib_hi(q.w), X.a7);
     return dm.x * sq + dm.y * (X.s.x + X.s.y);
 }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 5u * u;
+    return q4blk(w[b], vec4<u32>(w[b + 1u], w[b + 2u], w[b + 3u], w[b + 4u]), X);
+}
+#endif
 #endif
 #if Q5_1
 // q5_1: unit = 1 block = 32 elements = 6 words [d|m, qh, qs x4]; bit 4 of element j is qh bit j.
@@ -224,6 +304,35 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 }
 #endif
 #if Q4_K
+#if FINE
+// q4_k FINE: unit = 2 qs words (16 elements) of super-block u/16: jj = u % 16, pair c = jj / 4,
+// t = jj % 4: qs words 8c + 2t, +1 = bytes 32c + 8t .. +7, i.e. elements 64c + 8t + 0..7 (low
+// nibbles, sub-block 2c; x in a0, a1) and 64c + 32 + 8t + 0..7 (high, 2c + 1; a2, a3).
+// Consecutive lanes read consecutive 8 B of W and 32 B runs of x (coalesced); the 4 header
+// words are shared by the super-block's 16 lanes.
+fn xload(o: u32, u: u32) -> X8 {
+    let jj = u & 15u;
+    let k = o + 64u * (u >> 4u) + 16u * (jj >> 2u) + 2u * (jj & 3u);
+    let a0 = xat(k); let a1 = xat(k + 1u); let a2 = xat(k + 8u); let a3 = xat(k + 9u);
+    let z = vec4<f32>(0.0);
+    let one = vec4<f32>(1.0);
+    return X8(a0, a1, a2, a3, z, z, z, z, vec2<f32>(dot(a0 + a1, one), dot(a2 + a3, one)));
+}
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let jj = u & 15u;
+    let c = jj >> 2u;
+    let b = rb + 36u * (u >> 4u);
+    let dd = unpack2x16float(w[b]);
+    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
+    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
+    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
+    let qb = b + 4u + 8u * c + 2u * (jj & 3u);
+    let q0 = w[qb]; let q1 = w[qb + 1u];
+    let lo = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1);
+    let hi = dot(nib_hi(q0), X.a2) + dot(nib_hi(q1), X.a3);
+    return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
+}
+#else
 // q4_k: super-block of 256 = 36 words; unit = 1/8 super-block = 8 words read: header (d|dmin,
 // 3 scale words) + 4 qs words. Unit u: super-block u/8, pair c = (u/2)%4, half h = u%2: qs bytes
 // 32c + 16h .. +16 give elements 64c + 16h + t (low nibble, sub-block 2c; x in a0..a3) and
@@ -236,11 +345,11 @@ fn xload(o: u32, u: u32) -> X8 {
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let c = (u >> 1u) & 3u;
     let b = rb + 36u * (u >> 3u);
+    let qb = b + 4u + 8u * c + 4u * (u & 1u);
     let dd = unpack2x16float(w[b]);
     let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
     let m0 = mv_scale_min(s0, s1, s2, 2u * c);
     let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
-    let qb = b + 4u + 8u * c + 4u * (u & 1u);
     let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
     let lo = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1) + dot(nib_lo(q2), X.a2) +
              dot(nib_lo(q3), X.a3);
@@ -248,6 +357,7 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
              dot(nib_hi(q3), X.a7);
     return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
 }
+#endif
 #endif
 #if Q5_K
 // q5_k: super-block of 256 = 44 words [d|dmin, scales x3, qh x8, qs x32]; unit as q4_k
@@ -264,12 +374,12 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let c = (u >> 1u) & 3u;
     let h = u & 1u;
     let b = rb + 44u * (u >> 3u);
+    let qb = b + 12u + 8u * c + 4u * h;
+    let hb = b + 4u + 4u * h;
     let dd = unpack2x16float(w[b]);
     let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
     let m0 = mv_scale_min(s0, s1, s2, 2u * c);
     let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
-    let qb = b + 12u + 8u * c + 4u * h;
-    let hb = b + 4u + 4u * h;
     let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
     let h0 = w[hb]; let h1 = w[hb + 1u]; let h2 = w[hb + 2u]; let h3 = w[hb + 3u];
     let sl = 2u * c;
@@ -343,6 +453,9 @@ fn put(v: u32, row: u32, val0: f32) {
     if (row < p.rows) {
         let o = p.row0 + row;
         var val = val0;
+#if NORM
+        val *= inverseSqrt(ssq / f32(p.cols) + EPS);   // ssq: the row group's total (lane 0)
+#endif
 #if BIAS
         val += bias[o];
 #endif
@@ -390,28 +503,46 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 #else
         for (var v = 0u; v < NV; v++) { acc[v] += subgroupShuffleXor(acc[v], s); }
 #endif
+#if NORM
+        ssq += subgroupShuffleXor(ssq, s);
+#endif
     }
     if (TPR > 4u) {  // TPR <= 4 <= every subgroup size: no cross-subgroup step (uniform: override)
         if (lane % m == 0u) {
             for (var v = 0u; v < NV; v++) { red[v * WG + li] = acc[v]; }
+#if NORM
+            red_ss[li] = ssq;
+#endif
         }
         workgroupBarrier();
         if (lane == 0u) {
             for (var j = m; j < TPR; j += m) {
                 for (var v = 0u; v < NV; v++) { acc[v] += red[v * WG + li + j]; }
+#if NORM
+                ssq += red_ss[li + j];
+#endif
             }
         }
     }
 #else
     for (var v = 0u; v < NV; v++) { red[v * WG + li] = acc[v]; }
+#if NORM
+    red_ss[li] = ssq;
+#endif
     for (var s = TPR >> 1u; s > 0u; s >>= 1u) {
         workgroupBarrier();
         if (lane < s) {
             for (var v = 0u; v < NV; v++) { red[v * WG + li] += red[v * WG + li + s]; }
+#if NORM
+            red_ss[li] += red_ss[li + s];
+#endif
         }
     }
     if (lane == 0u) {
         for (var v = 0u; v < NV; v++) { acc[v] = red[v * WG + li]; }
+#if NORM
+        ssq = red_ss[li];
+#endif
     }
 #endif
 #endif

@@ -23,6 +23,10 @@
 // arithmetic): one invocation per row summing it serially, no workgroup memory and no barrier;
 // CWG = 8 rows per workgroup, dispatch grid(ceil(rows / 8)); WG is unused.
 
+#if SG_ENABLE
+enable subgroups;
+#endif
+
 override DIM: u32;
 override EPS: f32;
 override ADD_ONE: bool = false;
@@ -97,6 +101,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 }
 #else
+#if REG
+// REG (GPUs with subgroups; the decode path): the row lives in registers, NPT = ceil(DIM / WG)
+// values per invocation (element lid + k * WG: coalesced), the weight is loaded in the same pass
+// so that its latency overlaps x's, and the sum of squares is reduced by subgroupAdd plus one
+// barrier and a read of the WG / subgroup_size partials: one global-memory round trip and one
+// barrier per row instead of two round trips and log2(WG) barriers (9 us -> ~3 us for one
+// 4096-wide row on an H100). Same result as the tree up to the order of the f32 additions.
+const NPT: u32 = {{NPT}}u;
+var<workgroup> partial: array<f32, 64>;  // one per subgroup (subgroup size >= 4, WG <= 256)
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sgs: u32,
+        @builtin(subgroup_invocation_id) sgi: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= arrayLength(&x) / DIM) {
+        return;  // whole workgroup
+    }
+    let base = row * DIM;
+    var sv: array<f32, NPT>;
+    var gv: array<f32, NPT>;
+    var ss = 0.0;
+    for (var k = 0u; k < NPT; k++) {
+        let i = lid + k * WG;
+        if (i < DIM) {
+#if RESIDUAL
+            let v = x[base + i] + res[base + i];
+            {{S}}[base + i] = v;
+#else
+            let v = x[base + i];
+#endif
+            sv[k] = v;
+            gv[k] = w[i];
+            ss += v * v;
+        }
+    }
+    let t = subgroupAdd(ss);
+    if (sgi == 0u) {
+        partial[lid / sgs] = t;
+    }
+    workgroupBarrier();
+    var total = 0.0;
+    for (var j = 0u; j < WG / sgs; j++) {
+        total += partial[j];
+    }
+    let scale = inverseSqrt(total / f32(DIM) + EPS);
+    for (var k = 0u; k < NPT; k++) {
+        let i = lid + k * WG;
+        if (i < DIM) {
+            var g = gv[k];
+            if (ADD_ONE) {
+                g += 1.0;
+            }
+            {{Y}}[base + i] = sv[k] * scale * g;
+        }
+    }
+}
+#else
 var<workgroup> partial: array<f32, 256>;  // WG <= 256
 
 @compute @workgroup_size(WG)
@@ -134,4 +196,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         put(base + i, i, scale);
     }
 }
+#endif
 #endif

@@ -100,7 +100,10 @@ async def probe(dev: Device, size: int, pass_bytes: int, repeats: int) -> dict:
 
 
 async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, rotate: int,
-                       pass_bytes: int, repeats: int, q8: bool = False) -> dict:
+                       pass_bytes: int, repeats: int, q8: bool = False,
+                       variants=({},)) -> list[dict]:
+    """One result per variant (extra matvec() keyword arguments: tpr, rpt, v4), the same
+    weights for all."""
     w_bytes = rows * row_bytes(layout, cols)
     copies = max(1, min(64, -(-rotate // w_bytes)))
     weights = [await random_weight(dev, layout, rows, cols) for _ in range(copies)]
@@ -111,13 +114,20 @@ async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, r
     if q8:  # x quantized once, outside the timed plan (one small dispatch per step in a model)
         from ..kernels.matvec import quantize_x
         xq = await quantize_x(dev, x, cols)
+    out = []
+    moved = w_bytes + 4 * cols + 4 * rows
     try:
-        plan = dev.plan(f"matvec {layout}")
-        for _ in range(max(1, -(-pass_bytes // (copies * w_bytes)))):
-            for w in weights:
-                await matvec(dev, w, x, out=y, target=plan, xq=xq)
-        t, method = await time_plan(dev, plan, y, repeats)
-        await dev.check(f"matvec {layout} {rows}x{cols}")
+        for var in variants:
+            plan = dev.plan(f"matvec {layout}")
+            for _ in range(max(1, -(-pass_bytes // (copies * w_bytes)))):
+                for w in weights:
+                    await matvec(dev, w, x, out=y, target=plan, xq=xq, **var)
+            t, method = await time_plan(dev, plan, y, repeats)
+            await dev.check(f"matvec {layout} {rows}x{cols} {var}")
+            out.append({"layout": layout, "rows": rows, "cols": cols, "bytes": moved,
+                        "seconds": t, "gbs": moved / t / 1e9, "method": method, "copies": copies,
+                        "dispatches": len(plan), "variant": dict(var)})
+            plan.destroy()
     finally:
         for w in weights:
             w.destroy(dev)
@@ -125,9 +135,7 @@ async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, r
         dev.destroy_buffer(y)
         if xq is not None:
             xq.destroy(dev)
-    moved = w_bytes + 4 * cols + 4 * rows
-    return {"layout": layout, "rows": rows, "cols": cols, "bytes": moved, "seconds": t,
-            "gbs": moved / t / 1e9, "method": method, "copies": copies, "dispatches": len(plan)}
+    return out
 
 
 def machine() -> str:
@@ -147,6 +155,9 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=5, help="timed passes per measurement")
     ap.add_argument("--q8", action="store_true", help="quantized layouts use the int8-dot path "
                     "(x quantized once per step by quantize_x, outside the timed plan)")
+    ap.add_argument("--sweep", default=None, help="variants to compare on the same weights: "
+                    "semicolon-separated k=v lists of matvec() arguments, e.g. "
+                    "'v4=0;v4=1;v4=1,tpr=16,rpt=2' (keys tpr, rpt, v4, fine)")
     ap.add_argument("--browser", action="store_true", help="(python -m app.bench only) run in "
                     "headless Chromium through the harness page")
     return ap.parse_args(list(argv))
@@ -160,6 +171,14 @@ async def main(argv=(), dev: Device | None = None) -> dict:
     shapes = ([tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")] if args.shapes
               else SMALL_SHAPES if args.small else SHAPES)
     layouts = [s for s in args.layouts.split(",") if s]
+    variants = [{}]
+    if args.sweep:
+        variants = [{k: int(v) for k, v in (kv.split("=") for kv in part.split(",") if kv)}
+                    for part in args.sweep.split(";")]
+        for var in variants:
+            for key in ("v4", "fine"):
+                if key in var:
+                    var[key] = bool(var[key])
     rotate, pass_bytes = (64 * MiB, 256 * MiB) if args.small else (512 * MiB, 4 * GiB)
     print(f"machine: {machine()}")
     print(f"adapter: {describe(dev)}; features {sorted(dev.features)}; max storage binding "
@@ -180,16 +199,19 @@ async def main(argv=(), dev: Device | None = None) -> dict:
     for rows, cols in shapes:
         for layout in layouts:
             try:
-                r = await bench_matvec(dev, matvec, layout, rows, cols, rotate, pass_bytes,
-                                       args.repeats, q8=args.q8)
+                rs = await bench_matvec(dev, matvec, layout, rows, cols, rotate, pass_bytes,
+                                        args.repeats, q8=args.q8, variants=variants)
             except Exception as e:  # noqa: BLE001 - one failing layout must not end the table
                 print(f"{layout:7s} {f'{rows}x{cols}':>14s} error: {type(e).__name__}: {e}",
                       flush=True)
                 results["matvec"].append({"layout": layout, "rows": rows, "cols": cols,
                                           "error": str(e)})
                 continue
-            r["of_peak"] = r["gbs"] / peak["gbs"]
-            results["matvec"].append(r)
-            print(f"{layout:7s} {f'{rows}x{cols}':>14s} {r['bytes'] / 1e6:8.2f} "
-                  f"{r['seconds'] * 1e6:10.1f} {r['gbs']:8.1f} {r['of_peak']:8.0%}", flush=True)
+            for r in rs:
+                r["of_peak"] = r["gbs"] / peak["gbs"]
+                results["matvec"].append(r)
+                tag = ",".join(f"{k}={v}" for k, v in r["variant"].items())
+                print(f"{layout:7s} {f'{rows}x{cols}':>14s} {r['bytes'] / 1e6:8.2f} "
+                      f"{r['seconds'] * 1e6:10.1f} {r['gbs']:8.1f} {r['of_peak']:8.0%} {tag}",
+                      flush=True)
     return results

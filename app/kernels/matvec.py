@@ -7,7 +7,8 @@ Per layout, one thread decodes a "unit" of W per step (words = u32 words of W it
     f32     4              4      cols % 4 == 0, else 1 element (SCALAR variant)
     f16     8              4      cols % 8 == 0, else 1 element (SCALAR variant)
     bf16    8              4      as f16
-    q4_1    32 (1 block)   5      d|m + 16 B quants
+    q4_1    32 (1 block)   5      d|m + 16 B quants (CPU adapters)
+    q4_1    8 (FINE)       2      d|m (shared by the block's 4 lanes) + 1 quant word (GPUs)
     q5_1    32 (1 block)   6      d|m + qh + 16 B quants
     q8_0a   32 (1 block)   9      d + 32 B quants
     q4_k    32 (1/8 sb)    8      4 header words (L1 hits across the 8 lanes) + 16 B quants
@@ -42,6 +43,7 @@ q4_1/q5_1/q8_0a, 64 for the K-quants). Error: the x quantization, <= d_x / 2 per
 """
 from __future__ import annotations
 
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -52,6 +54,8 @@ from .layouts import GPUWeight, row_bytes
 
 WG = 256
 UNITS_PER_THREAD = 2  # tuned on an H100 (see the module docstring)
+FINE_UPT = 8  # FINE units per thread (H100 sweep 2026-11-25: TPR 64 at 4096 cols, 128 at 14336)
+FINE_MAX_TPR = 128
 FEW_WG = 256  # below this many workgroups choose() trades rows per thread, then units, for more
 MIN_RPT = 2  # 1 row per thread measured slower than 2 even for small matrices (H100)
 VT = {1: "f32", 2: "vec2<f32>", 4: "vec4<f32>"}  # rows per thread -> the shader's sum type
@@ -76,10 +80,10 @@ def shape_uniform(dev: Device, fmt: str, *values, label: str) -> Buffer:
     return buf
 
 
-def threads_per_row(units: int) -> int:
-    """Power of two >= units / UNITS_PER_THREAD, at most 256."""
+def threads_per_row(units: int, upt: int = UNITS_PER_THREAD) -> int:
+    """Power of two >= units / upt (units per thread), at most 256."""
     tpr = 1
-    while tpr < WG and tpr * UNITS_PER_THREAD < units:
+    while tpr < WG and tpr * upt < units:
         tpr *= 2
     return tpr
 
@@ -91,11 +95,26 @@ def rows_per_thread(n_vec: int) -> int:
     return 4 if n_vec == 1 else 2 if n_vec <= 4 else 1
 
 
-def plan(layout: str, cols: int) -> tuple[bool, int, int]:
+# Dense layouts (vector path) read each unit's 4 words with one vec4 load (V4 define).
+V4_DEFAULT = os.environ.get("LOCALLLM_MV_V4", "1") == "1"   # "0": scalar loads (benchmarks)
+# FINE units (q4_1: one quant word = 8 elements; q4_k: two words = 16): consecutive lanes read
+# consecutive words of W and runs of x (coalesced loads); see shaders/matvec.wgsl.
+FINE_UNIT = {"q4_1": 8, "q4_k": 16}
+FINE_DEFAULT = os.environ.get("LOCALLLM_MV_FINE", "1") == "1"   # "0": 1-block units (benchmarks)
+FINE_AUTO = ("q4_1",)  # q4_k's FINE units measured slower (more scale unpacking per element)
+
+
+def v4_ok(layout: str, cols: int) -> bool:
+    return layout in DENSE and cols % UNIT[layout][1] == 0
+
+
+def plan(layout: str, cols: int, fine: bool = False) -> tuple[bool, int, int]:
     """(scalar, units per row, u32 words per row [SCALAR: elements per row])."""
     define, elems = UNIT[layout]
     if layout in DENSE and cols % elems:
         return True, cols, cols
+    if fine:
+        elems = FINE_UNIT[layout]
     return False, cols // elems, row_bytes(layout, cols) // 4
 
 
@@ -122,12 +141,16 @@ def choose_cpu(units: int, n_vec: int) -> tuple[int, int]:
     return tpr, rows_per_thread(n_vec)
 
 
-def choose(units: int, rows: int, n_vec: int) -> tuple[int, int]:
+def choose(units: int, rows: int, n_vec: int, fine: bool = False) -> tuple[int, int]:
     """(threads per row, rows per thread) for one weight chunk: threads_per_row(units) and
     rows_per_thread(n_vec), then, while that gives fewer than FEW_WG workgroups, fewer rows per
     thread and then more threads per row (down to one unit per thread), so that small matrices
-    still spread over the whole GPU (a decode matvec is latency-bound below ~10 MB)."""
-    tpr, rpt = threads_per_row(units), rows_per_thread(n_vec)
+    still spread over the whole GPU (a decode matvec is latency-bound below ~10 MB).
+    FINE units are 4x smaller and each thread walks FINE_UPT of them (H100 sweep, q4_1:
+    4096 cols -> TPR 64, 14336 -> 128; docs/benchmarks.md)."""
+    tpr = (min(FINE_MAX_TPR, threads_per_row(units, FINE_UPT)) if fine
+           else threads_per_row(units))
+    rpt = rows_per_thread(n_vec)
     while workgroups(rows, tpr, rpt) < FEW_WG:
         if rpt > MIN_RPT:
             rpt //= 2
@@ -142,7 +165,8 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
                  bias: Buffer | None = None, accumulate: bool = False, target=None,
                  tpr: int | None = None, xq: "QuantX | None" = None, rpt: int | None = None,
                  subgroups: bool | None = None, cpu: bool | None = None,
-                 glu: tuple[str, int] | None = None) -> Buffer:
+                 glu: tuple[str, int] | None = None, v4: bool | None = None,
+                 fine: bool | None = None, norm: tuple | None = None) -> Buffer:
     """`out` is (n_vec, w.rows) f32; `bias` (w.rows,) f32 is added when given; accumulate adds
     the product (and bias) to out's contents (a fused residual add). `tpr` / `rpt` override the
     threads per row (a power of two 1..256) and rows per thread (1, 2 or 4, n_vec * rpt <= 16)
@@ -168,6 +192,11 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
             raise ValueError("matvec: glu input is not supported on the int8-dot path (xq): run "
                              "glu() and quantize_x() first")
         xw = 2 * w.cols
+    if norm is not None:
+        # (g, eps, add_one): the input is rmsnorm(x) * g (or 1 + g), folded into this matvec
+        if n_vec != 1 or glu is not None or xq is not None or w.cols % 4 or w.layout not in UNIT:
+            raise ValueError(f"matvec {w.name}: norm folding needs one vector, no glu/xq input "
+                             "and cols % 4 == 0")
     if x.size < 4 * n_vec * xw:
         raise ValueError(f"matvec {w.name}: x holds {x.size} B, needs ({n_vec}, {xw}) f32")
     if accumulate and out is None:
@@ -187,25 +216,38 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
         subgroups = "subgroups" in dev.features
     elif subgroups and "subgroups" not in dev.features:
         raise ValueError("matvec: subgroups=True needs the device's subgroups feature")
-    scalar, units, row_words = plan(w.layout, w.cols)
+    if v4 is None:
+        v4 = V4_DEFAULT and not cpu
+    v4 = v4 and v4_ok(w.layout, w.cols)
+    if fine is None:
+        fine = FINE_DEFAULT and not cpu and w.layout in FINE_AUTO
+    fine = fine and w.layout in FINE_UNIT
+    scalar, units, row_words = plan(w.layout, w.cols, fine)
     xs = xw if scalar else xw // 4
     xbind = (x, 0, 4 * n_vec * xw)
     for ch in w.chunks:
-        c_tpr, c_rpt = choose_cpu(units, n_vec) if cpu else choose(units, ch.rows, n_vec)
+        c_tpr, c_rpt = choose_cpu(units, n_vec) if cpu else choose(units, ch.rows, n_vec, fine)
         c_tpr, c_rpt = tpr or c_tpr, rpt or c_rpt
         wg = CPU_WG if cpu and c_tpr <= CPU_WG else WG  # a forced tpr > CPU_WG gets WG threads
         defines = {UNIT[w.layout][0]: True, "NV": n_vec, "NV1": n_vec == 1, "RPT": c_rpt,
                    "R2": c_rpt == 2, "R4": c_rpt == 4, "VT": VT[c_rpt], "RED": wg * n_vec,
                    "WG": wg, "NORED": c_tpr == 1,
                    "SCALAR": scalar, "BIAS": bias is not None,
+                   "V4": v4, "FINE": fine,
                    "ACC": accumulate, "SUBGROUPS": subgroups,
                    "GLU_X": glu is not None, "ACT": glu[0] if glu else "",
                    # Dawn needs the enable directive; wgpu-native's naga rejects it (and needs none)
                    "SG_ENABLE": subgroups and dev.backend == "browser"}
-        pipe = await dev.pipeline("matvec", "main", {"TPR": c_tpr}, defines)
+        consts = {"TPR": c_tpr}
+        if norm is not None:
+            defines.update(NORM=True, B_G=5 if bias is not None else 4)
+            consts.update(EPS=float(norm[1]), NORM_ADD_ONE=bool(norm[2]))
+        pipe = await dev.pipeline("matvec", "main", consts, defines)
         params = shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows,
                                xs, 0, label="matvec.params")
         bufs = [ch.buffer, xbind, out, params] + ([bias] if bias is not None else [])
+        if norm is not None:
+            bufs.append((norm[0], 0, 4 * w.cols))
         (target or dev).dispatch(pipe, [dev.bind(pipe, bufs)],
                                  grid(workgroups(ch.rows, c_tpr, c_rpt, wg)))
     return out

@@ -10,7 +10,7 @@ is created and a recorded plan keeps nothing alive but the caller's buffers. Dis
 
 On CPU adapters (dev.is_cpu) rmsnorm takes the shader's CPU variant: one invocation per row,
 CPU_WG rows per workgroup, no barrier (a workgroup barrier there costs far more than summing a
-row serially).
+row serially). GPUs with subgroups take the REG variant (row in registers, one barrier).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def _span(buf, n: int, what: str) -> tuple:
 
 
 CPU_WG = 8  # CPU variant: rows per workgroup (shaders/rmsnorm.wgsl's CWG)
+REG_MAX_NPT = 32  # REG variant: most row values one invocation keeps in registers (8192 / 256)
 
 
 def _row_workgroup(dim: int) -> int:
@@ -43,14 +44,16 @@ def _row_workgroup(dim: int) -> int:
 async def rmsnorm(dev: Device, x: Buffer, weight: Buffer, rows: int, dim: int, eps: float,
                   out: Buffer | None = None, add_one: bool = False,
                   residual: Buffer | None = None, residual_out: Buffer | None = None,
-                  target=None, cpu: bool | None = None) -> Buffer:
+                  target=None, cpu: bool | None = None, reg: bool | None = None) -> Buffer:
     """out (rows, dim) = rmsnorm(x) * (weight or 1 + weight); weight is f32 (dim,), shared by all
     rows (rows = n_tokens * n_heads for per-head QK-norm).
 
     With `residual`: s = x + residual is written to `residual_out` (default: `residual` itself,
     i.e. the residual stream is updated in place) and s is normalized, in one pass.
     `out` may be x (in place); `residual_out` may be x or residual. Returns out.
-    `cpu` picks the barrier-free variant (same results; default: dev.is_cpu)."""
+    `cpu` picks the barrier-free variant (same results; default: dev.is_cpu). `reg` picks the
+    register-resident, subgroup-reduced variant (REG; default: when the device has subgroups and
+    the row fits REG_MAX_NPT values per invocation)."""
     n = rows * dim
     if n <= 0 or dim <= 0:
         raise ValueError(f"rmsnorm of {rows} x {dim}")
@@ -97,7 +100,14 @@ async def rmsnorm(dev: Device, x: Buffer, weight: Buffer, rows: int, dim: int, e
     defines["CPU"] = cpu
     consts = {"DIM": dim, "EPS": float(eps), "ADD_ONE": bool(add_one)}
     if not cpu:
-        consts["WG"] = _row_workgroup(dim)
+        wg = consts["WG"] = _row_workgroup(dim)
+        if reg is None:
+            reg = "subgroups" in dev.features
+        elif reg and "subgroups" not in dev.features:
+            raise ValueError("rmsnorm: reg=True needs the device's subgroups feature")
+        npt = -(-dim // wg)
+        if reg and npt <= REG_MAX_NPT:
+            defines.update(REG=True, NPT=npt, SG_ENABLE=dev.backend == "browser")
     pipe = await dev.pipeline("rmsnorm", "main", consts, defines)
     wgs = grid(-(-rows // CPU_WG)) if cpu else grid(rows)
     (dev if target is None else target).dispatch(pipe, [dev.bind(pipe, binds)], wgs)

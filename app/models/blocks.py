@@ -153,11 +153,13 @@ class CpuLinear:
 
 async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVCache,
                       ropes: list[RopeTable], acts: Activations, ids: Buffer, step: Buffer,
-                      tokens: int, plan, q8: bool = False) -> None:
+                      tokens: int, plan, q8: bool = False, fold_final: bool = False):
     """Record embedding + all layers + the final norm for `tokens` tokens (their ids in `ids`,
     positions from `step`) into `plan`. Rows past step.n_tokens are computed and ignored.
     q8 (decode only): quantized weights take the int8-dot matvec path, each input quantized
-    once by quantize_x (app/kernels/matvec.py) and reused by the matvecs reading it."""
+    once by quantize_x (app/kernels/matvec.py) and reused by the matvecs reading it.
+    fold_final (decode): return the final norm's (x, weight) unrecorded, for the head's matvec
+    to fold in, instead of writing acts.xn (None when it was recorded)."""
     T, dim, hd, eps, one = tokens, cfg.dim, cfg.head_dim, cfg.norm_eps, cfg.norm_add_one
     nh, nkv = cfg.n_heads, cfg.n_kv_heads
     a = acts
@@ -166,7 +168,28 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
     quantized: dict = {}   # id(x buffer) -> QuantX of its current contents
     cpu = CpuLinear(dev, cfg, T, plan) if T > 1 and getattr(dev, "is_cpu", False) else None
 
+    # Decode folds the rmsnorms of the residual stream into the matvecs that read their output
+    # (matvec's norm=: the qkv and gate_up projections; q, k, v or gate, up each fold it when
+    # unfused): norm(a.x -> a.xn) records nothing and `pending` holds (a.x, weight); only the
+    # last one, read by the head, is dispatched (flush). In decode a.xn has no other readers,
+    # and a.x changes only by a matvec accumulating into it after its readers are recorded.
+    fold = T == 1 and not q8
+    pending: list = []
+
+    async def flush():
+        if pending:
+            x, weight = pending.pop()
+            await rmsnorm(dev, x, weight, 1, dim, eps, out=a.xn, add_one=one, target=plan)
+
     async def linear(weight, x, out, bias=None, accumulate=False, glu_in=None):
+        if pending and x is a.xn and glu_in is None:
+            await matvec(dev, weight, pending[0][0], out=out, bias=bias, accumulate=accumulate,
+                         target=plan, norm=(pending[0][1], eps, one))
+            return
+        if pending and (x is a.xn or out is a.xn):
+            raise AssertionError("folded rmsnorm: a.xn used outside the folding pattern")
+        if pending and out is a.x:
+            pending.clear()   # x changes: the folded norm's readers are all recorded
         if cpu is not None and cpu.fits(weight):
             await cpu(weight, x, out, bias, accumulate)
         elif T == 1:
@@ -197,6 +220,10 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
         quantized.clear()     # activations change: forget which inputs are quantized
         if cpu is not None:
             cpu.forget()
+        pending.clear()       # a new norm: the previous folded one has no readers left
+        if fold and out is a.xn and residual is None and rows == 1 and x is a.x:
+            pending.append((x, weight))
+            return
         await rmsnorm(dev, x, weight, rows, width, eps, out=out, add_one=one,
                       residual=residual, target=plan)
 
@@ -265,3 +292,7 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
         else:
             await linear(lw.down, out=a.x, accumulate=True, **ffn_in)
             await norm(a.x, nxt, T, dim, a.xn)
+    if fold_final and pending:
+        return pending[0]  # (x, weight): the caller folds the final norm into the head
+    await flush()      # the final norm: the head reads a.xn
+    return None

@@ -130,9 +130,14 @@ class Model:
         plan = dev.plan(str(key))
         kind = key[0]
         if kind == "decode":
-            await record_body(dev, cfg, w, self.cache, self.ropes, self.acts1, self.sampler.result,
-                              self.step, 1, plan, q8=self.decode_q8)
-            await self._record_head(self.acts1.xn, plan)
+            final = await record_body(dev, cfg, w, self.cache, self.ropes, self.acts1,
+                                      self.sampler.result, self.step, 1, plan,
+                                      q8=self.decode_q8, fold_final=True)
+            if final is None:
+                await self._record_head(self.acts1.xn, plan)
+            else:   # the final rmsnorm folded into the lm_head matvec
+                await self._record_head(final[0], plan, norm=(final[1], cfg.norm_eps,
+                                                              cfg.norm_add_one))
         elif kind == "body":
             await record_body(dev, cfg, w, self.cache, self.ropes, self.acts, self.ids, self.step,
                               key[1], plan)
@@ -153,15 +158,17 @@ class Model:
         self._plans[key] = plan
         return plan
 
-    async def _record_head(self, xn, plan) -> None:
+    async def _record_head(self, xn, plan, norm=None) -> None:
+        """lm_head over xn (norm: xn is the raw residual stream and matvec folds the final
+        rmsnorm in), softcap, sample, store the id."""
         dev, cfg = self.dev, self.config
         out = self.weights.output
         xq = None
-        if self.decode_q8 and out.layout in Q8_UNIT and out.cols % 32 == 0:
+        if norm is None and self.decode_q8 and out.layout in Q8_UNIT and out.cols % 32 == 0:
             xq = await quantize_x(dev, xn, out.cols, target=plan)
             for b in (xq.q, xq.ds, xq.inv):
                 plan.keep(b)
-        await matvec(dev, out, xn, out=self.logits_buf, target=plan, xq=xq)
+        await matvec(dev, out, xn, out=self.logits_buf, target=plan, xq=xq, norm=norm)
         if cfg.final_softcap:
             await softcap(dev, self.logits_buf, self.vocab, cfg.final_softcap, target=plan)
         self.sampler.sample(self.logits_buf, target=plan)

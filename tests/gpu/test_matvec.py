@@ -257,3 +257,60 @@ def test_matvec_glu_rejects_bad_arguments(gpu, run):
         run(matvec(gpu, w, gx, n_vec=2, glu=("silu", 32)))
     gpu.destroy_buffer(gx)
     w.destroy(gpu)
+
+
+# The vec4-load variant (V4: dense layouts read each unit with one 16-byte load) and the FINE
+# units (q4_1: one quant word per unit; q4_k: two), same sums, so the same bound. Rows per
+# thread 1/2/4, 1 and 3 vectors, chunked weights, partial row groups, GLU-free.
+@pytest.mark.parametrize("tpr,rpt,n_vec", [(None, None, 1), (4, 1, 1), (8, 2, 3), (32, 4, 1),
+                                           (2, 4, 2)])
+@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q4_K"])
+def test_matvec_v4_fine(gpu, run, t, tpr, rpt, n_vec):
+    rows = 53
+    cols = 512 if t == "Q4_K" else 384
+    w, x, ref, bound = case(gpu, t, rows, cols, n_vec, splits=(17,))
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gy = run(matvec(gpu, w, gx, n_vec=n_vec, tpr=tpr, rpt=rpt, v4=True, fine=True, cpu=False))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
+    assert np.all(np.abs(y - ref) <= bound + 1e-30), \
+        f"max err/bound {np.max(np.abs(y - ref) / (bound + 1e-30)):.3g}"
+    for b in (gx, gy):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
+# NORM: rmsnorm folded into the matvec (decode's qkv / gate_up / lm_head). Oracle: float64
+# rmsnorm(x) * g (or 1 + g) then the product. Bound: the matvec bound on |x_n| plus the scale's
+# own rounding (~cols/TPR + log2 TPR + 8 roundings of the f32 sum of squares and inverseSqrt's
+# ~2 ulp), i.e. a relative 2^-24 * (sqrt(cols) * C + 64) of |y|'s magnitude term.
+@pytest.mark.parametrize("cpu,subgroups", [(False, False), (False, True), (True, None)])
+@pytest.mark.parametrize("t,bias,add_one", [("Q4_0", False, False), ("Q4_K", True, True),
+                                             ("F16", False, True), ("Q6_K", False, False),
+                                             ("Q8_0", True, False)])
+def test_matvec_norm_folded(gpu, run, t, bias, add_one, cpu, subgroups):
+    if subgroups:
+        need_subgroups(gpu, subgroups)
+    rng = np.random.default_rng()
+    rows, cols = 67, 512
+    raw = random_weight(t, rows, cols, rng)
+    w = upload_weight(gpu, t, raw, rows, cols, splits=(30,))
+    x = (rng.standard_normal(cols) * 3).astype(np.float32)
+    g = (rng.standard_normal(cols) * 0.5 + 1).astype(np.float32)
+    eps = 1e-6
+    x64 = x.astype(np.float64)
+    xn = x64 / np.sqrt(np.mean(x64 ** 2) + eps) * (g.astype(np.float64) + (1 if add_one else 0))
+    W = reference(t, raw, rows, cols)
+    b = rng.standard_normal(rows).astype(np.float32)
+    ref = W @ xn + (b if bias else 0)
+    mag = magnitudes(t, raw, rows, cols) @ np.abs(xn) + (np.abs(b) if bias else 0)
+    bound = (C * np.sqrt(cols + 64) + 64) * U * mag
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gg = gpu.upload(g.tobytes(), kind="weights", label="g")
+    gb = gpu.upload(b.tobytes(), kind="weights", label="b") if bias else None
+    gy = run(matvec(gpu, w, gx, bias=gb, norm=(gg, eps, add_one), subgroups=subgroups, cpu=cpu))
+    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:rows]
+    assert np.all(np.abs(y - ref) <= bound), f"max err/bound {np.max(np.abs(y - ref) / bound):.3g}"
+    for buf in (gx, gg, gb, gy):
+        if buf is not None:
+            gpu.destroy_buffer(buf)
+    w.destroy(gpu)

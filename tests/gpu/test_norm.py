@@ -58,6 +58,12 @@ def assert_norm_close(y, ref, dim, cpu=False):
     assert np.all(err <= tol + 1e-38), f"max err {err.max():.3g}, worst err / tol {ratio:.3g}"
 
 
+# The three GPU variants: the workgroup-tree reduction, the register-resident subgroup one (REG,
+# the default where the device has subgroups) and the CPU adapters' serial one.
+KERNELS = [(False, False), (False, True), (True, None)]
+KERNEL_IDS = ["tree_kernel", "reg_kernel", "cpu_kernel"]
+
+
 def inputs(rng, rows, dim, scale=1.0):
     x = (rng.standard_normal((rows, dim)) * scale).astype(np.float32)
     w = (rng.standard_normal(dim) * 0.5 + 1.0).astype(np.float32)
@@ -66,13 +72,13 @@ def inputs(rng, rows, dim, scale=1.0):
 
 @pytest.mark.parametrize("dim", [64, 100, 576, 640, 2048, 2304, 3072, 131])
 @pytest.mark.parametrize("rows", [1, 7])
-@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
-def test_rmsnorm_matches_numpy(gpu, run, rows, dim, cpu):
+@pytest.mark.parametrize("cpu,reg", KERNELS, ids=KERNEL_IDS)
+def test_rmsnorm_matches_numpy(gpu, run, rows, dim, cpu, reg):
     rng = np.random.default_rng()
     for scale, eps, add_one in ((1.0, 1e-5, False), (1e-3, 1e-6, True)):
         x, w = inputs(rng, rows, dim, scale)
         gx, gw = up(gpu, x), up(gpu, w, "weights")
-        out = run(rmsnorm(gpu, gx, gw, rows, dim, eps, add_one=add_one, cpu=cpu))
+        out = run(rmsnorm(gpu, gx, gw, rows, dim, eps, add_one=add_one, cpu=cpu, reg=reg))
         assert_norm_close(read(gpu, run, out, (rows, dim)), reference(x, w, eps, add_one)[0], dim,
                           cpu)
         assert np.array_equal(read(gpu, run, gx, (rows, dim)), x)  # x untouched
@@ -81,15 +87,15 @@ def test_rmsnorm_matches_numpy(gpu, run, rows, dim, cpu):
 
 
 @pytest.mark.parametrize("n_tokens,n_heads,head_dim", [(1, 16, 128), (5, 8, 256), (3, 14, 64)])
-@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
-def test_per_head_qk_norm_in_place(gpu, run, n_tokens, n_heads, head_dim, cpu):
+@pytest.mark.parametrize("cpu,reg", KERNELS, ids=KERNEL_IDS)
+def test_per_head_qk_norm_in_place(gpu, run, n_tokens, n_heads, head_dim, cpu, reg):
     """Qwen3/Gemma3 QK-norm: rows = n_tokens * n_heads over head_dim, one shared weight,
     (1 + w), in place."""
     rng = np.random.default_rng()
     rows = n_tokens * n_heads
     x, w = inputs(rng, rows, head_dim)
     gx, gw = up(gpu, x), up(gpu, w, "weights")
-    out = run(rmsnorm(gpu, gx, gw, rows, head_dim, 1e-6, out=gx, add_one=True, cpu=cpu))
+    out = run(rmsnorm(gpu, gx, gw, rows, head_dim, 1e-6, out=gx, add_one=True, cpu=cpu, reg=reg))
     assert out is gx
     ref = reference(x, w, 1e-6, True)[0]
     assert_norm_close(read(gpu, run, gx, (rows, head_dim)), ref, head_dim, cpu)
@@ -103,8 +109,8 @@ FUSED_CASES = [("new", "residual"), ("new", "new"), ("x", "residual"), ("new", "
 
 @pytest.mark.parametrize("out_to,res_to", FUSED_CASES)
 @pytest.mark.parametrize("dim", [576, 2304, 100])
-@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
-def test_fused_residual_rmsnorm(gpu, run, dim, out_to, res_to, cpu):
+@pytest.mark.parametrize("cpu,reg", KERNELS, ids=KERNEL_IDS)
+def test_fused_residual_rmsnorm(gpu, run, dim, out_to, res_to, cpu, reg):
     rng = np.random.default_rng()
     rows = 3
     x, w = inputs(rng, rows, dim)
@@ -114,7 +120,7 @@ def test_fused_residual_rmsnorm(gpu, run, dim, out_to, res_to, cpu):
     out = bufs.get(out_to)
     res_out = bufs.get(res_to) or up(gpu, np.full((rows, dim), 7.0))
     y = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, residual_out=res_out,
-                    cpu=cpu))
+                    cpu=cpu, reg=reg))
     ref, s = reference(x, w, 1e-6, False, r)
     assert_norm_close(read(gpu, run, y, (rows, dim)), ref, dim, cpu)
     assert np.array_equal(read(gpu, run, res_out, (rows, dim)), s.astype(np.float32))
@@ -136,22 +142,22 @@ def test_rmsnorm_rejects_conflicting_aliases(gpu, run):
         gpu.destroy_buffer(b)
 
 
-@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
-def test_rmsnorm_rows_spill_into_grid_y(gpu, run, cpu):
+@pytest.mark.parametrize("cpu,reg", KERNELS, ids=KERNEL_IDS)
+def test_rmsnorm_rows_spill_into_grid_y(gpu, run, cpu, reg):
     """More than 65535 workgroups (rows; the CPU variant: rows / 8): the workgroup grid spills
     into y; every row must be done once."""
     rng = np.random.default_rng()
     rows, dim = (65535 + 1234) * (8 if cpu else 1) + 3, 8
     x, w = inputs(rng, rows, dim)
     gx, gw = up(gpu, x), up(gpu, w, "weights")
-    out = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-5, cpu=cpu))
+    out = run(rmsnorm(gpu, gx, gw, rows, dim, 1e-5, cpu=cpu, reg=reg))
     assert_norm_close(read(gpu, run, out, (rows, dim)), reference(x, w, 1e-5, False)[0], dim, cpu)
     for b in (gx, gw, out):
         gpu.destroy_buffer(b)
 
 
-@pytest.mark.parametrize("cpu", [False, True], ids=["gpu_kernel", "cpu_kernel"])
-def test_rmsnorm_records_into_a_plan(gpu, run, cpu):
+@pytest.mark.parametrize("cpu,reg", KERNELS, ids=KERNEL_IDS)
+def test_rmsnorm_records_into_a_plan(gpu, run, cpu, reg):
     """With a target nothing runs until the plan is replayed; the replay reads current contents."""
     rng = np.random.default_rng()
     rows, dim = 2, 640
@@ -161,7 +167,7 @@ def test_rmsnorm_records_into_a_plan(gpu, run, cpu):
     gr = up(gpu, r)
     out = up(gpu, np.full((rows, dim), 3.0))
     plan = Recorder(gpu)
-    run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, target=plan, cpu=cpu))
+    run(rmsnorm(gpu, gx, gw, rows, dim, 1e-6, out=out, residual=gr, target=plan, cpu=cpu, reg=reg))
     assert len(plan.calls) == 1
     assert dict(plan.calls[0][0].key[3])["CPU"] is cpu  # key: (shader, entry, consts, defines)
     assert np.all(read(gpu, run, out, (rows, dim)) == 3.0)

@@ -43,6 +43,11 @@ const py = await loadPyodide({ indexURL: pyodideDir + "/" });
 // A plain Uint8Array: Pyodide does not take Node's Buffer subclass.
 py.unpackArchive(new Uint8Array(readFileSync(zip)), "zip", { extractDir: "/home/pyodide" });
 
+// LOCALLLM_* variables (engine switches such as LOCALLLM_MV_V4) reach Python's os.environ.
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("LOCALLLM_")));
+py.globals.set("node_env", py.toPy(env));
+py.runPython("import os\nos.environ.update(node_env)");
+
 const [command = "kernels", ...args] = process.argv.slice(2);
 py.globals.set("bench_args", py.toPy(args));
 
