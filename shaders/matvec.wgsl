@@ -24,9 +24,8 @@
 // functions (lib/glu_act.wgsl), so the result equals glu.wgsl followed by this matvec bit for bit
 // (decode's down projection without the glu dispatch; every row group recomputes the
 // activations of the units it walks).
-// NORM (NV1, not SCALAR/GLU_X): x is the raw residual stream and the product's input is
-// rmsnorm(x) * g (binding B_G = 4, or 5 with BIAS: g array<vec4<f32>> (cols,); override EPS,
-// NORM_ADD_ONE); see below.
+// NORM (NV1, not SCALAR/GLU_X): x = xr * g' and the product's input is rmsnorm(xr) * g' (binding
+// B_G: xr (cols,); override EPS). EPI (NV1): also write y * g' into ex (bindings B_EG, B_EX).
 // Override constant TPR: threads per row, a power of two 1..WG.
 //
 // Workgroup: WG invocations = WG / TPR row groups x TPR threads; each thread owns RPT
@@ -86,20 +85,26 @@ var<workgroup> red: array<VT, {{RED}}>;  // WG * NV partial sums (rows in compon
 #endif
 
 #if NORM
-// NORM (decode, NV1, vector path): the input is rmsnorm(x) * g, folded in: the kernel reads raw
-// x, multiplies each x vec4 by g's on load, sums x^2 of the units each lane walks (the lanes of
-// a row group walk every unit of the row once), reduces that sum with the row sums, and scales
-// each row's total by inverseSqrt(sum x^2 / cols + EPS):
-//   y[r] = inverseSqrt(mean(x^2) + EPS) * sum_k W[r, k] * x[k] * g'[k]  (+ bias)
-// g' = g, or 1 + g with NORM_ADD_ONE (Gemma). Equal to rmsnorm.wgsl then this matvec up to f32
-// rounding order (the scale multiplies the sum instead of each x). Saves the rmsnorm dispatch.
-@group(0) @binding({{B_G}}) var<storage, read> g: array<vec4<f32>>;  // 4, or 5 after bias
+// NORM (decode, NV1): the product's input is rmsnorm(xr) * g' where x already holds xr * g'
+// (written by the matvec producing xr, through its EPI epilogue) and xr (binding B_G) is the raw
+// residual stream. Each workgroup first sums xr^2 (its threads stride over xr, then subgroupAdd
+// or a tree), and every row's total is scaled:
+//   y[r] = inverseSqrt(mean(xr^2) + EPS) * sum_k W[r, k] * x[k]  (+ bias)
+// Equal to rmsnorm.wgsl followed by this matvec up to the f32 rounding order (the scale
+// multiplies the sum instead of each element). Saves the rmsnorm dispatch and its latency.
+@group(0) @binding({{B_G}}) var<storage, read> xr: array<vec4<f32>>;  // 4, or 5 after bias
 override EPS: f32 = 1e-6;
-override NORM_ADD_ONE: bool = false;
-var<private> ssq: f32;
+var<private> nscale: f32;
 #ifndef NORED
-var<workgroup> red_ss: array<f32, {{WG}}>;
+var<workgroup> nsum: array<f32, {{WG}}>;
 #endif
+#endif
+#if EPI
+// EPI (NV1): besides y, write ex[o] = y[o] * g'[o] for the rows written (g' = eg, or 1 + eg with
+// EPI_ADD_ONE): the next rmsnorm's input times its weight, for a NORM matvec to read.
+@group(0) @binding({{B_EG}}) var<storage, read> eg: array<f32>;
+@group(0) @binding({{B_EX}}) var<storage, read_write> ex: array<f32>;
+override EPI_ADD_ONE: bool = false;
 #endif
 
 // x's element (SCALAR) or vec4 i: p.xs spans a whole gate | up row under GLU_X, whose up half
@@ -118,17 +123,7 @@ fn xat(i: u32) -> vec4<f32> {
     let gt = x[i];
     return vec4<f32>({{ACT}}(gt.x), {{ACT}}(gt.y), {{ACT}}(gt.z), {{ACT}}(gt.w)) * x[i + p.cols / 4u];
 #else
-#if NORM
-    let v = x[i];
-    ssq += dot(v, v);
-    var gv = g[i];
-    if (NORM_ADD_ONE) {
-        gv += vec4<f32>(1.0);
-    }
-    return v * gv;
-#else
     return x[i];
-#endif
 #endif
 }
 #endif
@@ -454,7 +449,7 @@ fn put(v: u32, row: u32, val0: f32) {
         let o = p.row0 + row;
         var val = val0;
 #if NORM
-        val *= inverseSqrt(ssq / f32(p.cols) + EPS);   // ssq: the row group's total (lane 0)
+        val *= nscale;
 #endif
 #if BIAS
         val += bias[o];
@@ -463,8 +458,55 @@ fn put(v: u32, row: u32, val0: f32) {
         val += y[v * p.out_rows + o];
 #endif
         y[v * p.out_rows + o] = val;
+#if EPI
+        var ge = eg[o];
+        if (EPI_ADD_ONE) {
+            ge += 1.0;
+        }
+        ex[o] = val * ge;
+#endif
     }
 }
+
+#if NORM
+// inverseSqrt(mean(xr^2) + EPS), the same in every invocation of the workgroup.
+fn norm_scale(li: u32, sgs: u32) -> f32 {
+    var s = 0.0;
+#if NORED
+    for (var i = 0u; i < p.cols / 4u; i++) {  // no barriers (CPU adapters): each thread alone
+        let v = xr[i];
+        s += dot(v, v);
+    }
+#else
+    for (var i = li; i < p.cols / 4u; i += WG) {
+        let v = xr[i];
+        s += dot(v, v);
+    }
+#if SUBGROUPS
+    s = subgroupAdd(s);
+    if (li % sgs == 0u) {
+        nsum[li / sgs] = s;
+    }
+    workgroupBarrier();
+    s = 0.0;
+    for (var j = 0u; j < WG / sgs; j++) {
+        s += nsum[j];
+    }
+#else
+    nsum[li] = s;
+    for (var k = WG / 2u; k > 0u; k >>= 1u) {
+        workgroupBarrier();
+        if (li < k) {
+            nsum[li] += nsum[li + k];
+        }
+    }
+    workgroupBarrier();
+    s = nsum[0];
+#endif
+#endif
+    return inverseSqrt(s / f32(p.cols) + EPS);
+}
+#endif
 
 // After the loop over units, the TPR partial sums of each row are added: lane 0 of each row group
 // ends with the row totals in acc.
@@ -477,6 +519,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let rpw = RPT * (WG / TPR);
     let wid = wg.x + wg.y * nwg.x;
     if (wid * rpw >= p.rows) { return; }  // the grid's unused tail (uniform per workgroup)
+#if NORM
+#if SUBGROUPS
+    nscale = norm_scale(li, sgs);
+#else
+    nscale = norm_scale(li, 1u);
+#endif
+#endif
     let lane = li % TPR;
     let row0 = wid * rpw + RPT * (li / TPR);  // this thread's rows: row0 .. row0 + RPT - 1
     var acc: array<VT, NV>;  // [v]: rows row0 + 0..RPT-1 in components (zero-initialized)
@@ -503,46 +552,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 #else
         for (var v = 0u; v < NV; v++) { acc[v] += subgroupShuffleXor(acc[v], s); }
 #endif
-#if NORM
-        ssq += subgroupShuffleXor(ssq, s);
-#endif
     }
     if (TPR > 4u) {  // TPR <= 4 <= every subgroup size: no cross-subgroup step (uniform: override)
         if (lane % m == 0u) {
             for (var v = 0u; v < NV; v++) { red[v * WG + li] = acc[v]; }
-#if NORM
-            red_ss[li] = ssq;
-#endif
         }
         workgroupBarrier();
         if (lane == 0u) {
             for (var j = m; j < TPR; j += m) {
                 for (var v = 0u; v < NV; v++) { acc[v] += red[v * WG + li + j]; }
-#if NORM
-                ssq += red_ss[li + j];
-#endif
             }
         }
     }
 #else
     for (var v = 0u; v < NV; v++) { red[v * WG + li] = acc[v]; }
-#if NORM
-    red_ss[li] = ssq;
-#endif
     for (var s = TPR >> 1u; s > 0u; s >>= 1u) {
         workgroupBarrier();
         if (lane < s) {
             for (var v = 0u; v < NV; v++) { red[v * WG + li] += red[v * WG + li + s]; }
-#if NORM
-            red_ss[li] += red_ss[li + s];
-#endif
         }
     }
     if (lane == 0u) {
         for (var v = 0u; v < NV; v++) { acc[v] = red[v * WG + li]; }
-#if NORM
-        ssq = red_ss[li];
-#endif
     }
 #endif
 #endif

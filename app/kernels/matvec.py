@@ -118,6 +118,11 @@ def plan(layout: str, cols: int, fine: bool = False) -> tuple[bool, int, int]:
     return False, cols // elems, row_bytes(layout, cols) // 4
 
 
+def params_for(dev: Device, ch, w: GPUWeight, units: int, row_words: int, xs: int) -> Buffer:
+    return shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows, xs, 0,
+                         label="matvec.params")
+
+
 def workgroups(rows: int, tpr: int, rpt: int, wg: int = WG) -> int:
     return -(-rows // (rpt * wg // tpr))
 
@@ -166,7 +171,8 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
                  tpr: int | None = None, xq: "QuantX | None" = None, rpt: int | None = None,
                  subgroups: bool | None = None, cpu: bool | None = None,
                  glu: tuple[str, int] | None = None, v4: bool | None = None,
-                 fine: bool | None = None, norm: tuple | None = None) -> Buffer:
+                 fine: bool | None = None, norm: tuple | None = None,
+                 epilogue: tuple | None = None) -> Buffer:
     """`out` is (n_vec, w.rows) f32; `bias` (w.rows,) f32 is added when given; accumulate adds
     the product (and bias) to out's contents (a fused residual add). `tpr` / `rpt` override the
     threads per row (a power of two 1..256) and rows per thread (1, 2 or 4, n_vec * rpt <= 16)
@@ -192,11 +198,12 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
             raise ValueError("matvec: glu input is not supported on the int8-dot path (xq): run "
                              "glu() and quantize_x() first")
         xw = 2 * w.cols
-    if norm is not None:
-        # (g, eps, add_one): the input is rmsnorm(x) * g (or 1 + g), folded into this matvec
-        if n_vec != 1 or glu is not None or xq is not None or w.cols % 4 or w.layout not in UNIT:
-            raise ValueError(f"matvec {w.name}: norm folding needs one vector, no glu/xq input "
-                             "and cols % 4 == 0")
+    if norm is not None or epilogue is not None:
+        # norm = (xr, eps): x holds xr * g' and the input is rmsnorm(xr) * g' (folded rmsnorm);
+        # epilogue = (g, add_one, ex): also write ex = y * (g or 1 + g) (the next norm's input).
+        if n_vec != 1 or xq is not None or w.cols % 4 or (norm is not None and glu is not None):
+            raise ValueError(f"matvec {w.name}: norm / epilogue need one vector, no xq input "
+                             "(norm: no glu input either) and cols % 4 == 0")
     if x.size < 4 * n_vec * xw:
         raise ValueError(f"matvec {w.name}: x holds {x.size} B, needs ({n_vec}, {xw}) f32")
     if accumulate and out is None:
@@ -239,15 +246,19 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
                    # Dawn needs the enable directive; wgpu-native's naga rejects it (and needs none)
                    "SG_ENABLE": subgroups and dev.backend == "browser"}
         consts = {"TPR": c_tpr}
+        bufs = [ch.buffer, xbind, out, params_for(dev, ch, w, units, row_words, xs)]
+        if bias is not None:
+            bufs.append(bias)
         if norm is not None:
-            defines.update(NORM=True, B_G=5 if bias is not None else 4)
-            consts.update(EPS=float(norm[1]), NORM_ADD_ONE=bool(norm[2]))
-        pipe = await dev.pipeline("matvec", "main", consts, defines)
-        params = shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows,
-                               xs, 0, label="matvec.params")
-        bufs = [ch.buffer, xbind, out, params] + ([bias] if bias is not None else [])
-        if norm is not None:
+            defines.update(NORM=True, B_G=len(bufs))
+            consts["EPS"] = float(norm[1])
             bufs.append((norm[0], 0, 4 * w.cols))
+        if epilogue is not None:
+            g, add_one, ex = epilogue
+            defines.update(EPI=True, B_EG=len(bufs), B_EX=len(bufs) + 1)
+            consts["EPI_ADD_ONE"] = bool(add_one)
+            bufs += [(g, 0, 4 * w.rows), (ex, 0, 4 * w.rows)]
+        pipe = await dev.pipeline("matvec", "main", consts, defines)
         (target or dev).dispatch(pipe, [dev.bind(pipe, bufs)],
                                  grid(workgroups(ch.rows, c_tpr, c_rpt, wg)))
     return out

@@ -26,6 +26,8 @@ post norms (10 above GLU_IN_MAX).
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 from ..gpu import Buffer, Device
@@ -151,6 +153,9 @@ class CpuLinear:
         self.forget(out)
 
 
+NORM_FOLD = os.environ.get("LOCALLLM_NORM_FOLD", "1") == "1"   # "0": separate rmsnorms (A/B)
+
+
 async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVCache,
                       ropes: list[RopeTable], acts: Activations, ids: Buffer, step: Buffer,
                       tokens: int, plan, q8: bool = False, fold_final: bool = False):
@@ -158,8 +163,9 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
     positions from `step`) into `plan`. Rows past step.n_tokens are computed and ignored.
     q8 (decode only): quantized weights take the int8-dot matvec path, each input quantized
     once by quantize_x (app/kernels/matvec.py) and reused by the matvecs reading it.
-    fold_final (decode): return the final norm's (x, weight) unrecorded, for the head's matvec
-    to fold in, instead of writing acts.xn (None when it was recorded)."""
+    fold_final (decode): leave the final norm to the head: acts.xn then holds x * g' and the
+    return value is acts.x, whose rms the head's matvec applies (norm=); None when acts.xn holds
+    the normalized rows."""
     T, dim, hd, eps, one = tokens, cfg.dim, cfg.head_dim, cfg.norm_eps, cfg.norm_add_one
     nh, nkv = cfg.n_heads, cfg.n_kv_heads
     a = acts
@@ -168,28 +174,20 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
     quantized: dict = {}   # id(x buffer) -> QuantX of its current contents
     cpu = CpuLinear(dev, cfg, T, plan) if T > 1 and getattr(dev, "is_cpu", False) else None
 
-    # Decode folds the rmsnorms of the residual stream into the matvecs that read their output
-    # (matvec's norm=: the qkv and gate_up projections; q, k, v or gate, up each fold it when
-    # unfused): norm(a.x -> a.xn) records nothing and `pending` holds (a.x, weight); only the
-    # last one, read by the head, is dispatched (flush). In decode a.xn has no other readers,
-    # and a.x changes only by a matvec accumulating into it after its readers are recorded.
-    fold = T == 1 and not q8
-    pending: list = []
+    # Decode folds the residual stream's rmsnorms into the matvecs around them: the matvec that
+    # accumulates into a.x (o, down) also writes a.xn = x * g' (its EPI epilogue, g' the next
+    # norm's weight), and the matvecs reading a.xn (qkv / q, k, v, gate_up / gate, up, and the
+    # lm_head) scale their sums by rmsnorm's 1 / rms(a.x) (matvec norm=). Layer 0's attention
+    # norm (after the embedding) is a real rmsnorm. `ss` is a.x while a.xn holds x * g'.
+    fold = T == 1 and not q8 and not cfg.post_norms and NORM_FOLD
+    ss = None
 
-    async def flush():
-        if pending:
-            x, weight = pending.pop()
-            await rmsnorm(dev, x, weight, 1, dim, eps, out=a.xn, add_one=one, target=plan)
-
-    async def linear(weight, x, out, bias=None, accumulate=False, glu_in=None):
-        if pending and x is a.xn and glu_in is None:
-            await matvec(dev, weight, pending[0][0], out=out, bias=bias, accumulate=accumulate,
-                         target=plan, norm=(pending[0][1], eps, one))
+    async def linear(weight, x, out, bias=None, accumulate=False, glu_in=None, epi=None):
+        if T == 1 and (epi is not None or (ss is not None and x is a.xn)):
+            await matvec(dev, weight, x, out=out, bias=bias, accumulate=accumulate, target=plan,
+                         glu=glu_in, norm=(ss, eps) if x is a.xn else None,
+                         epilogue=(epi, one, a.xn) if epi is not None else None)
             return
-        if pending and (x is a.xn or out is a.xn):
-            raise AssertionError("folded rmsnorm: a.xn used outside the folding pattern")
-        if pending and out is a.x:
-            pending.clear()   # x changes: the folded norm's readers are all recorded
         if cpu is not None and cpu.fits(weight):
             await cpu(weight, x, out, bias, accumulate)
         elif T == 1:
@@ -220,10 +218,6 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
         quantized.clear()     # activations change: forget which inputs are quantized
         if cpu is not None:
             cpu.forget()
-        pending.clear()       # a new norm: the previous folded one has no readers left
-        if fold and out is a.xn and residual is None and rows == 1 and x is a.x:
-            pending.append((x, weight))
-            return
         await rmsnorm(dev, x, weight, rows, width, eps, out=out, add_one=one,
                       residual=residual, target=plan)
 
@@ -261,6 +255,9 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
             await linear(lw.o, a.a, a.t)
             await norm(a.t, lw.post_attn_norm, T, dim, a.t)
             await norm(a.t, lw.ffn_norm, T, dim, a.xn, residual=a.x)      # x += t; xn = norm(x)
+        elif fold:
+            await linear(lw.o, a.a, a.x, accumulate=True, epi=lw.ffn_norm)   # a.xn = x * g'
+            ss = a.x
         else:
             await linear(lw.o, a.a, a.x, accumulate=True)
             await norm(a.x, lw.ffn_norm, T, dim, a.xn)
@@ -289,10 +286,11 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
             await linear(lw.down, out=a.t, **ffn_in)
             await norm(a.t, lw.post_ffw_norm, T, dim, a.t)
             await norm(a.t, nxt, T, dim, a.xn, residual=a.x)
+        elif fold and (fold_final or i + 1 < len(w.layers)):
+            await linear(lw.down, out=a.x, accumulate=True, epi=nxt, **ffn_in)
+            ss = a.x
         else:
+            ss = None
             await linear(lw.down, out=a.x, accumulate=True, **ffn_in)
             await norm(a.x, nxt, T, dim, a.xn)
-    if fold_final and pending:
-        return pending[0]  # (x, weight): the caller folds the final norm into the head
-    await flush()      # the final norm: the head reads a.xn
-    return None
+    return ss   # a.x when a.xn holds x * g' (the head folds the final norm), else None

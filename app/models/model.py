@@ -133,11 +133,9 @@ class Model:
             final = await record_body(dev, cfg, w, self.cache, self.ropes, self.acts1,
                                       self.sampler.result, self.step, 1, plan,
                                       q8=self.decode_q8, fold_final=True)
-            if final is None:
-                await self._record_head(self.acts1.xn, plan)
-            else:   # the final rmsnorm folded into the lm_head matvec
-                await self._record_head(final[0], plan, norm=(final[1], cfg.norm_eps,
-                                                              cfg.norm_add_one))
+            # final: acts1.x when the final rmsnorm is folded into the lm_head matvec
+            await self._record_head(self.acts1.xn, plan,
+                                    norm=None if final is None else (final, cfg.norm_eps))
         elif kind == "body":
             await record_body(dev, cfg, w, self.cache, self.ropes, self.acts, self.ids, self.step,
                               key[1], plan)
@@ -159,8 +157,8 @@ class Model:
         return plan
 
     async def _record_head(self, xn, plan, norm=None) -> None:
-        """lm_head over xn (norm: xn is the raw residual stream and matvec folds the final
-        rmsnorm in), softcap, sample, store the id."""
+        """lm_head over xn (norm = (x, eps): xn holds x * g' and matvec applies the final
+        rmsnorm's scale), softcap, sample, store the id."""
         dev, cfg = self.dev, self.config
         out = self.weights.output
         xq = None

@@ -279,38 +279,53 @@ def test_matvec_v4_fine(gpu, run, t, tpr, rpt, n_vec):
     w.destroy(gpu)
 
 
-# NORM: rmsnorm folded into the matvec (decode's qkv / gate_up / lm_head). Oracle: float64
-# rmsnorm(x) * g (or 1 + g) then the product. Bound: the matvec bound on |x_n| plus the scale's
-# own rounding (~cols/TPR + log2 TPR + 8 roundings of the f32 sum of squares and inverseSqrt's
-# ~2 ulp), i.e. a relative 2^-24 * (sqrt(cols) * C + 64) of |y|'s magnitude term.
+# NORM: rmsnorm folded into the matvec (decode's qkv / gate_up / lm_head): x = xr * g' (as the
+# producing matvec's EPI epilogue writes it), xr the raw residual stream. Oracle: float64
+# rmsnorm(xr) * g' then the product. Bound: the matvec bound on |x_n| plus the scale's own
+# rounding (the f32 sum of squares over <= cols / WG + log2 WG + WG / 4 serial additions and
+# inverseSqrt's few ulp): a relative 2^-24 * (C sqrt(cols) + 64) of the magnitude term.
+# EPI: the written ex must equal y * g'' exactly (one f32 multiply of the stored y).
 @pytest.mark.parametrize("cpu,subgroups", [(False, False), (False, True), (True, None)])
-@pytest.mark.parametrize("t,bias,add_one", [("Q4_0", False, False), ("Q4_K", True, True),
-                                             ("F16", False, True), ("Q6_K", False, False),
-                                             ("Q8_0", True, False)])
-def test_matvec_norm_folded(gpu, run, t, bias, add_one, cpu, subgroups):
+@pytest.mark.parametrize("t,bias,add_one,acc", [("Q4_0", False, False, True),
+                                                 ("Q4_K", True, True, False),
+                                                 ("F16", False, True, True),
+                                                 ("Q6_K", False, False, False),
+                                                 ("Q8_0", True, False, True)])
+def test_matvec_norm_and_epilogue(gpu, run, t, bias, add_one, acc, cpu, subgroups):
     if subgroups:
         need_subgroups(gpu, subgroups)
     rng = np.random.default_rng()
     rows, cols = 67, 512
     raw = random_weight(t, rows, cols, rng)
     w = upload_weight(gpu, t, raw, rows, cols, splits=(30,))
-    x = (rng.standard_normal(cols) * 3).astype(np.float32)
+    xr = (rng.standard_normal(cols) * 3).astype(np.float32)
     g = (rng.standard_normal(cols) * 0.5 + 1).astype(np.float32)
+    gp = g + np.float32(1 if add_one else 0)
+    xg = (xr * gp).astype(np.float32)                      # what an EPI epilogue would write
     eps = 1e-6
-    x64 = x.astype(np.float64)
-    xn = x64 / np.sqrt(np.mean(x64 ** 2) + eps) * (g.astype(np.float64) + (1 if add_one else 0))
+    x64 = xr.astype(np.float64)
+    xn = x64 / np.sqrt(np.mean(x64 ** 2) + eps) * gp.astype(np.float64)
     W = reference(t, raw, rows, cols)
     b = rng.standard_normal(rows).astype(np.float32)
-    ref = W @ xn + (b if bias else 0)
-    mag = magnitudes(t, raw, rows, cols) @ np.abs(xn) + (np.abs(b) if bias else 0)
+    y0 = rng.standard_normal(rows).astype(np.float32)
+    ref = W @ xn + (b if bias else 0) + (y0 if acc else 0)
+    mag = magnitudes(t, raw, rows, cols) @ np.abs(xn) + (np.abs(b) if bias else 0) + \
+        (np.abs(y0) if acc else 0)
     bound = (C * np.sqrt(cols + 64) + 64) * U * mag
-    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
-    gg = gpu.upload(g.tobytes(), kind="weights", label="g")
+    g2 = (rng.standard_normal(rows) * 0.5 + 1).astype(np.float32)   # the next norm's weight
+    gx = gpu.upload(xg.tobytes(), kind="activations", label="x")
+    gr = gpu.upload(xr.tobytes(), kind="activations", label="xr")
+    gy = gpu.upload(y0.tobytes(), kind="activations", label="y")
+    gg2 = gpu.upload(g2.tobytes(), kind="weights", label="g2")
+    gex = gpu.create_buffer(4 * rows, kind="activations", label="ex")
     gb = gpu.upload(b.tobytes(), kind="weights", label="b") if bias else None
-    gy = run(matvec(gpu, w, gx, bias=gb, norm=(gg, eps, add_one), subgroups=subgroups, cpu=cpu))
+    run(matvec(gpu, w, gx, out=gy, bias=gb, accumulate=acc, norm=(gr, eps),
+               epilogue=(gg2, add_one, gex), subgroups=subgroups, cpu=cpu))
     y = np.frombuffer(run(gpu.read(gy)), np.float32)[:rows]
     assert np.all(np.abs(y - ref) <= bound), f"max err/bound {np.max(np.abs(y - ref) / bound):.3g}"
-    for buf in (gx, gg, gb, gy):
+    ex = np.frombuffer(run(gpu.read(gex)), np.float32)[:rows]
+    assert np.array_equal(ex, y * (g2 + np.float32(1 if add_one else 0)))
+    for buf in (gx, gr, gy, gg2, gex, gb):
         if buf is not None:
             gpu.destroy_buffer(buf)
     w.destroy(gpu)

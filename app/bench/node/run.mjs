@@ -80,7 +80,7 @@ function fileBlob(path) {
     },
   };
 }
-if (command === "model") {
+if (command === "model" || command === "profile") {
   const path = argValue("--model");
   if (!path || !existsSync(path)) {
     console.error(`model: --model PATH is required and must exist (got ${path})`);
@@ -109,6 +109,10 @@ const code = {
     "from app.formats.sources import BlobSource, JSBufferSource\n" +
     "src = BlobSource(model_js) if model_js_kind == 'blob' else JSBufferSource(model_js)\n" +
     "json.dumps(await main(list(bench_args), source=src))",
+  profile: "import argparse\nfrom app.bench import profile\nfrom app.gpu import open_device\n" +
+    "from app.formats.sources import BlobSource, JSBufferSource\n" +
+    "src = BlobSource(model_js) if model_js_kind == 'blob' else JSBufferSource(model_js)\n" +
+    "await profile.run(profile.parse(list(bench_args)), await open_device(), src)",
 }[command];
 if (!code) {
   console.error(`unknown command ${command}: use kernels, dispatch or model`);
