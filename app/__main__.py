@@ -1,30 +1,45 @@
-"""Command line for the native engine (CPython + wgpu-py).
+"""Command line for the native engine (CPython + wgpu-py), through the runtime API (LocalLLM).
 
-    python -m app complete --model PATH [--max-tokens N] [--temperature T] [--seed S]
-                           [--top-k K] [--top-p P] [--context N] PROMPT
-    python -m app chat --model PATH [...] MESSAGE          # one user turn through the chat template
+    python -m app complete --model FILE_OR_ID [--max-tokens N] [--temperature T] [--seed S]
+                           [--top-k K] [--top-p P] [--context N] [--kv f16|f32] PROMPT
+    python -m app chat --model FILE_OR_ID [...] MESSAGE   # one user turn through the chat template
+    python -m app chat --model FILE_OR_ID [...]           # interactive chat on stdin
+    python -m app models                                  # the catalog: id, size, cached
 
+FILE_OR_ID: a .gguf file, a safetensors folder, or a catalog id (`models` lists them; a model
+not on disk yet is downloaded into ~/.cache/localllm/models, or $LOCALLLM_CACHE).
 `complete` prints only the raw completion of PROMPT (no chat template) on stdout, streamed as it
-is generated; progress, speed and logs go to stderr. A bad model file, an unsupported
-architecture or a prompt longer than the context exits with status 1 and the named error's
-message on stderr.
+is generated; `chat MESSAGE` prints only the reply. Progress, speed and logs go to stderr. A bad
+model file, an unknown id, an unsupported architecture or a prompt longer than the context exits
+with status 1 and the named error's message on stderr ("error: Name: message").
+
+Interactive chat: each line on stdin is a user message; the reply streams to stdout followed by
+a newline. The conversation is kept (its KV cache prefix is reused; the oldest turns are dropped
+when it outgrows the context); `/reset` starts over, `/exit` or end of input quits (status 0).
+Ctrl-C stops the reply being generated.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import signal
 import sys
-import time
+import threading
+
+from .cli_progress import ProgressBar
+
+INTERACTIVE_HELP = "commands: /reset (new conversation), /exit (or end of input)"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, help_ in (("complete", "raw completion of a prompt"),
-                        ("chat", "one user message through the model's chat template")):
+                        ("chat", "chat through the model's chat template (interactive without "
+                                 "a MESSAGE)")):
         c = sub.add_parser(name, help=help_)
-        c.add_argument("--model", required=True, help="a .gguf file or a safetensors directory")
+        c.add_argument("--model", required=True,
+                       help="a .gguf file, a safetensors directory or a catalog id")
         c.add_argument("--max-tokens", type=int, default=128)
         c.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
         c.add_argument("--seed", type=int, default=None)
@@ -34,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--kv", choices=("f16", "f32"), default="f16", help="KV cache dtype")
         c.add_argument("--quantize", choices=("q8_0", "q4"), default=None,
                        help="quantize an F16/BF16/F32 safetensors checkpoint at load")
-        c.add_argument("prompt")
+        c.add_argument("--hf-token", default=None,
+                       help="Hugging Face token for gated models (sent only to the model's own URLs)")
+        if name == "complete":
+            c.add_argument("prompt")
+        else:
+            c.add_argument("prompt", nargs="?", default=None, metavar="MESSAGE",
+                           help="one message; without it, an interactive chat on stdin")
+    sub.add_parser("models", help="list the model catalog (id, size, cached)")
     return p
 
 
@@ -42,78 +64,132 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-async def _tokenizer(model_path: str):
-    from .tokenizer import Tokenizer
-    if os.path.isdir(model_path):
-        tj = os.path.join(model_path, "tokenizer.json")
-        tc = os.path.join(model_path, "tokenizer_config.json")
-        with open(tj, encoding="utf-8") as f:
-            tok_json = f.read()
-        cfg = open(tc, encoding="utf-8").read() if os.path.isfile(tc) else None
-        return await Tokenizer.load(tok_json, cfg)
-    from .formats.gguf import read_gguf
-    from .formats.sources import FileSource
-    src = FileSource(model_path)
+def _log_usage(u: dict, finish: str) -> None:
+    ttft = u["time_to_first_token_s"]
+    _log(f"{u['prompt_tokens']} prompt tokens ({u['cached_tokens']} cached), "
+         f"{u['completion_tokens']} generated ({finish}); time to first token "
+         f"{'-' if ttft is None else f'{ttft:.3f} s'}; prefill {u['prefill_tokens_per_s']:.1f} "
+         f"tok/s; decode {u['decode_tokens_per_s']:.1f} tok/s; total {u['e2e_latency_s']:.2f} s")
+
+
+async def _print_stream(rt, stream) -> tuple[str, dict]:
+    """Write the deltas to stdout as they come, then a newline; Ctrl-C interrupts the reply.
+    Returns (text, last item)."""
+    loop = asyncio.get_running_loop()
     try:
-        return await Tokenizer.from_gguf(await read_gguf(src))
+        loop.add_signal_handler(signal.SIGINT, rt.interrupt)
+        handled = True
+    except (NotImplementedError, RuntimeError, ValueError):   # not the main thread / Windows
+        handled = False
+    parts, last = [], None
+    try:
+        async for item in stream:
+            sys.stdout.write(item["delta"])
+            sys.stdout.flush()
+            parts.append(item["delta"])
+            last = item
     finally:
-        src.close()
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    _log_usage(last["usage"], last["finish_reason"])
+    return "".join(parts), last
+
+
+async def _readline() -> str:
+    """One line of stdin ("" at end of input), read in a daemon thread: a blocked read must not
+    keep the process alive after Ctrl-C."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def read() -> None:
+        try:
+            line = sys.stdin.readline()
+        except Exception as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            err = e
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(err))
+            return
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(line))
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return await fut
+
+
+async def _interactive(rt, opts: dict) -> None:
+    tty = sys.stdin.isatty()
+    if tty:
+        _log(INTERACTIVE_HELP)
+    history: list[dict] = []
+    while True:
+        if tty:
+            sys.stderr.write("> ")
+            sys.stderr.flush()
+        line = await _readline()
+        if not line:
+            return
+        message = line.rstrip("\r\n")
+        command = message.strip()
+        if not command:
+            continue
+        if command in ("/exit", "/quit"):
+            return
+        if command == "/reset":
+            history.clear()
+            _log("(new conversation)")
+            continue
+        history.append({"role": "user", "content": message})
+        stream = await rt.chat(history, stream=True, truncate="oldest", **opts)
+        text, _ = await _print_stream(rt, stream)
+        history.append({"role": "assistant", "content": text})
+
+
+async def _models() -> int:
+    from .runtime import LocalLLM
+    rt = LocalLLM()
+    catalog = await rt.catalog()
+    rows = []
+    for m in catalog.all():
+        c = await rt.platform.cached(m)
+        size = "?" if m.size is None else f"{m.size / 1e6:,.0f} MB"
+        state = "cached" if c["cached"] else "partial" if c["partial"] else ""
+        rows.append((m.id + (" (default)" if m.default else ""), size, state))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'id':<{width}}  {'size':>10}  cached")
+    for name, size, state in rows:
+        print(f"{name:<{width}}  {size:>10}  {state}")
+    return 0
 
 
 async def _run(args) -> int:
-    from .gpu import open_device
-    from .kernels.sampling import SamplingParams
-    from .models import load_model
-    from .tokenizer.chat import ChatFormat
-    from .tokenizer.stream import StreamDetokenizer
-
-    from .models import ModelSourceError
-    params = SamplingParams(temperature=args.temperature, seed=args.seed, top_k=args.top_k,
-                            top_p=args.top_p)
-    if not os.path.exists(args.model):
-        raise ModelSourceError(f"{args.model}: no such file or directory")
-    tok = await _tokenizer(args.model)
-    dev = await open_device()
-    info = dev.info
-    _log(f"adapter: {info.vendor} {info.device} {info.description} ({info.backend})")
-    t0 = time.perf_counter()
-    last = [0.0]
-
-    def progress(done, total):
-        now = time.perf_counter()
-        if now - last[0] > 0.5 or done == total:
-            last[0] = now
-            _log(f"loading: {done / max(total, 1):6.1%} ({done >> 20} / {total >> 20} MiB)")
-
-    model = await load_model(dev, args.model, context_length=args.context, kv_dtype=args.kv,
-                             quantize=args.quantize, progress=progress)
-    _log(f"loaded {model.config.family} ({model.config.n_layers} layers) in "
-         f"{time.perf_counter() - t0:.2f} s")
-    if args.command == "chat":
-        chat = await ChatFormat.load(tok)
-        ids = chat.prompt_ids([{"role": "user", "content": args.prompt}])
-        stop = chat.stop_ids()
-    else:
-        ids = tok.encode(args.prompt, add_special_tokens=True)
-        stop = {tok.eos_id} if tok.eos_id is not None else set()
-    detok = StreamDetokenizer(tok, stop_ids=stop)
-    t1 = time.perf_counter()
-    n = 0
-    first = None
-    async for t in model.generate(ids, params, max_tokens=args.max_tokens, stop_ids=stop):
-        if first is None:
-            first = time.perf_counter() - t1
-        n += 1
-        sys.stdout.write(detok.push(t))
-        sys.stdout.flush()
-    sys.stdout.write(detok.finish())
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    total = time.perf_counter() - t1
-    s = model.stats
-    _log(f"{len(ids)} prompt tokens, {n} generated; time to first token {first:.3f} s; decode "
-         f"{s['decode_tokens'] / max(s['decode_s'], 1e-9):.1f} tok/s; total {total:.2f} s")
-    model.destroy()
+    if args.command == "models":
+        return await _models()
+    from .runtime import LocalLLM
+    rt = LocalLLM()
+    bar = ProgressBar(sys.stderr)
+    rt.on("progress", bar.update)
+    rt.on("memory-warning", lambda d: _log(f"warning: {d['text']}"))
+    try:
+        r = await rt.init(args.model, context_length=args.context, kv_dtype=args.kv,
+                          hf_token=args.hf_token,
+                          **({"quantize": args.quantize} if args.quantize else {}))
+    finally:
+        bar.close()
+    a = rt.runtime_info()["adapter"]
+    _log(f"adapter: {a['vendor']} {a['device']} {a['description']}")
+    _log(f"loaded {r['model']} in {r['load_s']:.2f} s")
+    opts = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed,
+            "top_k": args.top_k, "top_p": args.top_p}
+    try:
+        if args.command == "complete":
+            await _print_stream(rt, await rt.complete(args.prompt, stream=True, **opts))
+        elif args.prompt is not None:
+            messages = [{"role": "user", "content": args.prompt}]
+            await _print_stream(rt, await rt.chat(messages, stream=True, **opts))
+        else:
+            await _interactive(rt, opts)
+    finally:
+        await rt.unload()
     return 0
 
 
@@ -123,7 +199,7 @@ def main(argv=None) -> int:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError, RuntimeError) as e:   # named errors derive from these
+    except (ValueError, OSError, RuntimeError, LookupError) as e:  # named errors derive from these
         _log(f"error: {type(e).__name__}: {e}")
         return 1
 

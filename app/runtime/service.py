@@ -1,0 +1,321 @@
+"""LocalLLM: the runtime API, the same under CPython and in the engine worker (Pyodide).
+
+    rt = LocalLLM()                          # NativePlatform natively; the worker passes its own
+    rt.on("progress", lambda d: print(d["progress"]))
+    await rt.init()                          # the catalog's default model (bundled SmolLM2)
+    reply = await rt.chat([{"role": "user", "content": "Hi"}], max_tokens=64)
+    async for item in await rt.chat(messages, stream=True): print(item["delta"], end="")
+    await rt.switch_model("gemma-3-270m-it-q4_k_m"); await rt.unload()
+
+One model at a time. Requests (chat, complete) and model operations (init, switch_model, unload)
+take a FIFO turn (turns.py) when called and run one at a time in that order: outputs are never
+interleaved. interrupt() aborts the running request (finish_reason "abort") at the next token the
+model yields; switch_model() and unload() abort the running request and every queued one (those
+end with "abort" and no GPU work), then run. A request is checked (options, prompt length) when
+it is called, so errors such as PromptTooLongError come before any GPU work; stream=True returns
+an async iterator of items (generation.py), stream=False their joined result. Leaving a stream
+early aborts its generation.
+
+State (status()): idle (no model) -> loading -> ready <-> generating; error after a failed load
+(init may be called again). "status" events fire on every change of state, model or error; the
+load's progress is live in status()["progress"] and in "progress" events. I/O goes through the
+Platform (platform.py); the device is opened once and kept, and the allocation ledger's total at
+that moment is the baseline that unload() returns to.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ..gpu import WebGPUUnavailableError
+from ..kernels.sampling import SamplingParams
+from ..tokenizer.chat import ChatFormat
+from .errors import ModelNotFoundError
+from .events import Emitter, LoadProgress
+from .memory import MemoryWatch
+from .generation import Request
+from .inference import Inference
+from .openai import ChatCompletions
+from .platform import Platform, default_platform
+from .turns import Turns
+
+log = logging.getLogger("app.runtime")
+
+
+@dataclass
+class Loaded:
+    entry: object                    # CatalogModel
+    model: object                    # app.models.Model
+    tok: object                      # app.tokenizer.Tokenizer
+    chat: ChatFormat
+    load_s: float
+    options: dict
+    serial: int
+    chat_stop: set = field(default_factory=set)
+    raw_stop: set = field(default_factory=set)
+
+
+def _release_kernel_caches(dev) -> None:
+    """Free the small buffers kernels cache per device and share between plans (matvec's shape
+    uniforms): they outlive Model.destroy, and with no model loaded no plan references them.
+    Without this, unload would leave them on the ledger (N x 32 bytes of "uniforms")."""
+    from ..kernels.matvec import release_shape_uniforms
+    release_shape_uniforms(dev)
+
+
+class LocalLLM(Inference):
+    def __init__(self, platform: Platform | None = None, catalog=None):
+        self.platform = platform if platform is not None else default_platform()
+        self._catalog = catalog
+        self._events = Emitter(self.platform.emit)
+        self._turns = Turns()
+        self._dev = None
+        self.baseline: int | None = None      # ledger total when the device was opened
+        self._loaded: Loaded | None = None
+        self._serial = 0
+        self._state, self._model, self._progress, self._error = "idle", None, 0.0, None
+        self._pending: list[Request] = []     # chat/complete requests not finished, in order
+        self._loads_pending = 0               # init/switch calls not finished
+        self._tasks: set = set()
+        self._memory = MemoryWatch(lambda d: self._events.emit("memory-warning", d))
+        self.chat_completions = ChatCompletions(self)
+
+    # -- events and status ------------------------------------------------------------------
+    def on(self, name: str, callback):
+        """Call `callback(detail)` on each `name` event; returns a function that unsubscribes."""
+        return self._events.on(name, callback)
+
+    def status(self) -> dict:
+        return {"state": self._state, "model": self._model, "progress": self._progress,
+                "error": dict(self._error) if self._error else None}
+
+    def _set(self, **changes) -> None:
+        before = (self._state, self._model, self._error)
+        for k, v in changes.items():
+            setattr(self, "_" + k, v)
+        if (self._state, self._model, self._error) != before:
+            self._events.emit("status", self.status())
+
+    def _fail(self, e: BaseException, model_id) -> None:
+        err = {"name": type(e).__name__, "message": str(e) or type(e).__name__}
+        self._set(state="error", model=None, error=err)
+        self._events.emit("error", {**err, "model": model_id})
+
+    # -- the device ---------------------------------------------------------------------------
+    async def _device(self):
+        if self._dev is None or self._dev.lost is not None:
+            self._dev = await self.platform.open_device()
+            self.baseline = self._dev.ledger.total
+        return self._dev
+
+    @staticmethod
+    def _device_info(dev) -> dict:
+        i = dev.info
+        return {"backend": "webgpu",
+                "adapter": {"vendor": i.vendor, "architecture": i.architecture,
+                            "device": i.device, "description": i.description,
+                            "is_cpu": i.is_cpu},
+                "features": sorted(dev.features), "limits": dict(dev.limits)}
+
+    async def check_webgpu(self) -> dict:
+        """Adapter, features and limits; WebGPUUnavailableError (and an "error" event) without."""
+        try:
+            dev = await self._device()
+        except Exception as e:
+            self._events.emit("error", {"name": type(e).__name__, "message": str(e),
+                                        "model": None})
+            raise
+        return self._device_info(dev)
+
+    def runtime_info(self) -> dict:
+        """What is known without opening a device: adapter fields are None before the first
+        check_webgpu()/init(). memory: the ledger (live bytes by kind, total, peak, buffers)
+        plus the platform's budget and the baseline unload() returns to."""
+        dev = self._dev
+        info = (self._device_info(dev) if dev is not None else
+                {"backend": "webgpu", "adapter": None, "features": [], "limits": {}})
+        memory = None
+        if dev is not None:
+            memory = {**dev.ledger.snapshot(), "budget": self.platform.memory_budget(dev),
+                      "baseline": self.baseline}
+        return {**info, "platform": self.platform.name, "memory": memory,
+                "versions": self.platform.versions()}
+
+    # -- the catalog --------------------------------------------------------------------------
+    async def catalog(self):
+        """The Catalog: presets merged with the platform's bundled models (made once)."""
+        if self._catalog is None:
+            from .catalog import Catalog
+            bundled = await self.platform.bundled_models()
+            self._catalog = Catalog.load(bundled=bundled,
+                                         base_url=getattr(self.platform, "site", None))
+        return self._catalog
+
+    async def available_models(self) -> list[dict]:
+        """Catalog dicts plus "cached", "partial", "cached_bytes" (platform.cached) and
+        "runnable": None, or why this device cannot run it (CatalogModel.runnable)."""
+        catalog = await self.catalog()
+        try:
+            dev = await self._device()
+            info, budget, reason = self._device_info(dev), self.platform.memory_budget(dev), None
+        except WebGPUUnavailableError as e:
+            info, budget, reason = None, None, str(e)
+        out = []
+        for m in catalog.all():
+            d = m.to_dict()
+            c = await self.platform.cached(m)
+            d.update(cached=c["cached"], partial=c["partial"], cached_bytes=c["bytes"])
+            d["runnable"] = reason if info is None else m.runnable(info, budget)
+            out.append(d)
+        return out
+
+    async def add_model(self, urls, *, name: str | None = None, gated: bool = False) -> dict:
+        """Add a user model by its GGUF URL (or a safetensors checkpoint's URLs); its dict."""
+        entry = (await self.catalog()).add(urls, name=name, hf_token_required=gated)
+        return entry.to_dict()
+
+    async def _resolve_or_fail(self, model_id):
+        """_resolve; on failure an "error" event, and the error state unless a model is still
+        loaded (an unknown id does not unload the current model)."""
+        try:
+            return await self._resolve(model_id)
+        except Exception as e:
+            if self._loaded is None:
+                self._fail(e, model_id)
+            else:
+                self._events.emit("error", {"name": type(e).__name__, "message": str(e),
+                                            "model": model_id})
+            raise
+
+    async def _resolve(self, model_id):
+        catalog = await self.catalog()
+        if model_id is None:
+            return catalog.default()
+        try:
+            return catalog.get(model_id)
+        except ModelNotFoundError:
+            entry = await self.platform.local_model(str(model_id), catalog)
+            if entry is None:
+                raise
+            return entry
+
+    # -- loading --------------------------------------------------------------------------------
+    async def init(self, model_id: str | None = None, *, context_length: int | None = None,
+                   kv_dtype: str = "f16", hf_token: str | None = None, **options) -> dict:
+        """Load `model_id` (a catalog id; natively also a file/folder path; None = the
+        catalog's default) -> {"model", "load_s"}. Already loaded with the same options: returns
+        at once. Another model loaded: it is unloaded first (queued requests still run on it
+        before; switch_model aborts them). `options`: platform extras (native: quantize)."""
+        opts = {"context_length": context_length, "kv_dtype": kv_dtype, **options}
+        self._loads_pending += 1
+        try:
+            async with self._turns.take():
+                entry = await self._resolve_or_fail(model_id)
+                cur = self._loaded
+                if cur is not None and cur.entry.id == entry.id and cur.options == opts:
+                    return {"model": entry.id, "load_s": cur.load_s}
+                self._unload_now()
+                return await self._load(entry, opts, hf_token)
+        finally:
+            self._loads_pending -= 1
+
+    async def switch_model(self, model_id: str | None, **init_options) -> dict:
+        """Abort the running and queued requests, unload (ledger back to the baseline), then
+        load `model_id` like init()."""
+        self._abort_pending()
+        self._loads_pending += 1
+        try:
+            async with self._turns.take():
+                hf_token = init_options.pop("hf_token", None)
+                opts = {"context_length": init_options.pop("context_length", None),
+                        "kv_dtype": init_options.pop("kv_dtype", "f16"), **init_options}
+                entry = await self._resolve_or_fail(model_id)
+                self._unload_now()
+                return await self._load(entry, opts, hf_token)
+        finally:
+            self._loads_pending -= 1
+
+    async def unload(self) -> None:
+        """Abort the running and queued requests, free every GPU buffer of the model; idle."""
+        self._abort_pending()
+        async with self._turns.take():
+            self._unload_now()
+            self._set(state="idle", model=None, error=None, progress=0.0)
+
+    def _unload_now(self) -> None:
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            loaded.model.destroy()
+            _release_kernel_caches(self._dev)
+            self._set(state="idle", model=None, progress=0.0)
+            left = self._dev.ledger.total - self.baseline
+            if left:
+                log.warning("unload left %d bytes on the GPU ledger: %s", left,
+                            self._dev.ledger.snapshot())
+        self._memory.reset()
+
+    async def _load(self, entry, opts: dict, hf_token) -> dict:
+        self._set(state="loading", model=entry.id, progress=0.0, error=None)
+        self._events.emit("loading", {"model": entry.id})
+        t0 = time.perf_counter()
+
+        def on_progress(d: dict) -> None:
+            self._progress = d["progress"]
+            self._events.emit("progress", d)
+
+        tracker = LoadProgress(on_progress)
+        model = None
+        try:
+            dev = await self._device()
+            ctx = opts.get("context_length") or getattr(entry, "context_length", None)
+            self._memory.before(entry, dev, self.platform.memory_budget(dev), ctx,
+                                opts.get("kv_dtype", "f16"))
+            extra = {k: v for k, v in opts.items()
+                     if k not in ("context_length", "kv_dtype") and v is not None}
+            model, tok = await self.platform.load(dev, entry, tracker.platform,
+                                                  context_length=ctx, kv_dtype=opts["kv_dtype"],
+                                                  hf_token=hf_token, **extra)
+            chat = await ChatFormat.load(tok)
+            await self._warm_up(model, tok, tracker)
+        except BaseException as e:
+            if model is not None:
+                model.destroy()
+            if isinstance(e, asyncio.CancelledError):
+                self._set(state="idle", model=None, progress=0.0)
+            else:
+                self._fail(e, entry.id)
+            raise
+        if getattr(entry, "user_added", False) and getattr(entry, "arch", None) is None:
+            try:
+                entry = entry.with_config(model.config)
+                (await self.catalog()).replace(entry)
+            except Exception:  # noqa: BLE001 - only the catalog's estimate is affected
+                log.exception("could not record the architecture of %s", entry.id)
+        load_s = time.perf_counter() - t0
+        self._serial += 1
+        eos = tok.eos_id
+        self._loaded = Loaded(entry, model, tok, chat, load_s, dict(opts), self._serial,
+                              chat_stop=chat.stop_ids(),
+                              raw_stop={eos} if eos is not None else set())
+        self._set(state="ready", progress=1.0)
+        self._events.emit("ready", {"model": entry.id, "load_s": load_s})
+        self._memory_check()
+        return {"model": entry.id, "load_s": load_s}
+
+    async def _warm_up(self, model, tok, tracker: LoadProgress) -> None:
+        """Compile the first prefill's and decode's pipelines now (phase "compile") rather than
+        in the first request; the KV cache is then forgotten."""
+        tracker.compile(0, 2, "Compiling GPU kernels")
+        first = tok.bos_id if tok.bos_id is not None else 0
+        step = 0
+        async for _ in model.generate([first], SamplingParams(temperature=0.0), max_tokens=2):
+            step += 1
+            tracker.compile(step, 2, "Compiling GPU kernels" if step < 2 else "Ready")
+        model.reset()
+        tracker.compile(2, 2, "Ready")
+
+    def _memory_check(self) -> None:
+        dev = self._dev
+        self._memory.check(dev, self.platform.memory_budget(dev) if dev is not None else None)
