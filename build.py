@@ -141,13 +141,15 @@ def vendor(out: Path) -> dict[str, str]:
 
 
 def app_zip(out: Path) -> None:
-    """app/ (Python and its few JS helpers, e.g. app/gpu/replay.js) and shaders/ (WGSL) as one
-    zip that PyScript unpacks into the FS cwd."""
+    """app/ (Python, its few JS helpers, e.g. app/gpu/replay.js, and its JSON data, e.g. the
+    model presets app/runtime/catalog.json) and shaders/ (WGSL) as one zip that PyScript and
+    the engine worker (static/engine-worker.js) unpack into the FS."""
     target = out / "py" / "localllm.zip"
     target.parent.mkdir(parents=True)
     # Fixed timestamps keep the zip's bytes (and so its precache hash) stable across builds.
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
-        for top, pattern in (("app", "*.py"), ("app", "*.js"), ("shaders", "*.wgsl")):
+        for top, pattern in (("app", "*.py"), ("app", "*.js"), ("app", "*.json"),
+                             ("shaders", "*.wgsl")):
             for path in sorted((ROOT / top).rglob(pattern)):
                 rel = path.relative_to(ROOT).as_posix()
                 info = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))

@@ -1,43 +1,55 @@
-"""Page start-up (PyScript): show the runtime, open the GPU, run the GPU self-test.
+"""Page start-up (PyScript): connect to the engine worker, show the runtime, run the GPU self-test.
+
+The engine (Pyodide + WebGPU) runs in a Web Worker (static/engine-worker.js) behind the JS facade
+window.LocalLLM (static/local-llm.js); this page's Python only renders. It talks to the worker
+through app.runtime.client and never opens the GPU itself.
 
 Exposes `window.localLLMDiagnostics.selfTest(m, n, k, seed)` (a Promise of a JSON string with the
-inputs, outputs and error) so that tests and curious users can re-run the GPU check.
+inputs, outputs and error of a matmul run in the worker) so that tests and curious users can
+re-run the GPU check. `document.body.dataset.pyReady` is "1" once the page is up, "error" when
+WebGPU (or the engine) is unavailable.
 """
 from __future__ import annotations
 
 import json
-import sys
 
-from .gpu import GPUError, open_device
-from .selftest import matmul_selftest
+from .runtime.client import LocalLLMClient, RuntimeAPIError
 from .ui.dashboard import Dashboard
 
 
 async def start() -> None:
     from js import Object, document, window
     from pyodide.ffi import create_proxy, to_js
-    from pyodide.http import pyfetch
 
     ui = Dashboard(document)
-    ui.python(f"Pyodide, Python {sys.version.split()[0]}")
+    ui.status("Starting the engine…")
     try:
-        ui.versions(await (await pyfetch("./versions.json")).json())
-    except Exception as e:  # a missing versions file must not stop the page
-        ui.versions({"unknown": str(e)})
-    ui.status("Opening the GPU…")
-    try:
-        dev = await open_device()
-    except GPUError as e:
-        ui.error("WebGPU is unavailable", str(e))
+        llm = await LocalLLMClient.connect()
+    except RuntimeAPIError as e:
+        ui.error("The engine could not start", str(e.args[0]))
         document.body.dataset.pyReady = "error"
         return
-    ui.runtime(dev)
+    info = await llm.runtime_info()
+    versions = dict(info.get("versions") or {})
+    ui.python(f"Pyodide {versions.get('pyodide', '?')}, Python {versions.get('python', '?')} "
+              "(engine worker)")
+    ui.versions({k: v for k, v in versions.items() if k != "python"})
+    # Every later state change (loads, generation, errors) comes as an event from the worker.
+    llm.on("status", ui.engine_status)
+    llm.on("progress", ui.progress)
+    llm.on("ready", lambda _detail: _refresh_memory(llm, ui))
+    ui.status("Opening the GPU…")
+    try:
+        ui.runtime(await llm.check_webgpu())
+    except RuntimeAPIError as e:
+        ui.error("WebGPU is unavailable", str(e.args[0]))
+        document.body.dataset.pyReady = "error"
+        return
 
     async def self_test(m=37, n=29, k=45, seed=None):
-        result = await matmul_selftest(dev, int(m), int(n), int(k),
-                                       None if seed is None else int(seed))
+        result = await llm.self_test(int(m), int(n), int(k), None if seed is None else int(seed))
         ui.selftest(result)
-        ui.runtime(dev)
+        ui.memory((await llm.runtime_info()).get("memory"))
         return json.dumps(result)
 
     window.localLLMDiagnostics = to_js({"selfTest": create_proxy(self_test)},
@@ -45,8 +57,16 @@ async def start() -> None:
     ui.status("Checking the GPU…")
     result = json.loads(await self_test())
     if result["ok"]:
-        ui.status("Ready — no model loaded", "ok")
+        ui.engine_status(llm.status())
     else:
         ui.error("GPU self-test failed", "The GPU returned wrong results for a matrix product; "
                  "this browser's WebGPU implementation cannot run the engine correctly.")
     document.body.dataset.pyReady = "1"
+
+
+def _refresh_memory(llm, ui) -> None:
+    import asyncio
+
+    async def refresh():
+        ui.memory((await llm.runtime_info()).get("memory"))
+    asyncio.ensure_future(refresh())

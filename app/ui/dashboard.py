@@ -33,15 +33,44 @@ class Dashboard:
     def python(self, version: str) -> None:
         self._set("rt-python", version)
 
-    def runtime(self, dev) -> None:
-        info = dev.info
-        name = info.description or " ".join(x for x in (info.vendor, info.architecture, info.device) if x)
-        self._set("rt-adapter", name or "unknown adapter")
-        self._set("rt-backend", info.backend)
-        self._set("rt-features", ", ".join(sorted(dev.features)) or "none (f32 path)")
-        self._set("rt-binding", _mib(dev.limits["maxStorageBufferBindingSize"]))
-        mem = dev.memory()
-        self._set("gpu-memory", f"{_mib(mem['total'])} live, peak {_mib(mem['peak'])}")
+    def runtime(self, gpu: dict) -> None:
+        """Adapter, features and limits: check_webgpu()'s dict (the engine worker's device)."""
+        a = gpu.get("adapter") or {}
+        name = a.get("description") or " ".join(
+            x for x in (a.get("vendor"), a.get("architecture"), a.get("device")) if x)
+        self._set("rt-adapter", (name or "unknown adapter") + (" (CPU)" if a.get("is_cpu") else ""))
+        self._set("rt-backend", f"{gpu.get('backend', 'webgpu')} · browser, engine in a worker")
+        self._set("rt-features", ", ".join(sorted(gpu.get("features") or [])) or "none (f32 path)")
+        binding = (gpu.get("limits") or {}).get("maxStorageBufferBindingSize")
+        self._set("rt-binding", _mib(binding) if binding else "—")
+
+    def memory(self, memory: dict | None) -> None:
+        """The GPU allocation ledger (runtime_info()["memory"] or an event's snapshot)."""
+        if not memory:
+            return
+        text = f"{_mib(memory.get('total', 0))} live, peak {_mib(memory.get('peak', 0))}"
+        if memory.get("budget"):
+            text += f" of {_mib(memory['budget'])}"
+        self._set("gpu-memory", text)
+
+    def engine_status(self, status: dict) -> None:
+        """The status bar from the runtime's status (idle | loading | ready | generating | error)."""
+        state, model = status.get("state"), status.get("model")
+        if state == "loading":
+            self.status(f"Loading {model or 'model'}… {100 * (status.get('progress') or 0):.0f}%")
+        elif state == "ready":
+            self.status(f"Ready — {model}", "ok")
+        elif state == "generating":
+            self.status(f"Generating with {model}…")
+        elif state == "error":
+            err = status.get("error") or {}
+            self.status(f"{err.get('name', 'Error')}: {err.get('message', '')}", "error")
+        else:
+            self.status("Ready — no model loaded", "ok")
+
+    def progress(self, detail: dict) -> None:
+        text = detail.get("text") or detail.get("phase") or ""
+        self.status(f"{100 * (detail.get('progress') or 0):.0f}% · {text}")
 
     def selftest(self, result: dict) -> None:
         if result["ok"]:

@@ -1,5 +1,7 @@
-"""The built page in headless Chromium: Python boots from local files, opens WebGPU through
-app/gpu, runs shaders/matmul.wgsl, and nothing is requested from any other host."""
+"""The built page in headless Chromium: the page's Python (PyScript) and the engine worker's
+(static/engine-worker.js) boot from local files; the worker opens WebGPU through app/gpu and runs
+shaders/matmul.wgsl (the GPU self-test), the page's thread never touches the GPU, and nothing is
+requested from any other host."""
 from __future__ import annotations
 
 import json
@@ -9,6 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from app.bench.browser import Server
+from tests.browser.runtime_page import no_webgpu_launch_args
 
 BOOT_TIMEOUT_MS = 180_000  # Pyodide start-up on a 2-core machine, first load without cache
 
@@ -43,12 +46,30 @@ def check_selftest(result: dict) -> None:
     assert np.all(np.abs(c - a @ b) <= bound), np.max(np.abs(c - a @ b))
 
 
+# Counts WebGPU adapter requests made by the page's own thread (the engine worker has its own
+# navigator.gpu, which this does not touch).
+COUNT_MAIN_THREAD_GPU = """
+window.__mainThreadAdapters = 0;
+if (self.GPU) {
+  const request = GPU.prototype.requestAdapter;
+  GPU.prototype.requestAdapter = function (...args) {
+    window.__mainThreadAdapters += 1;
+    return request.apply(this, args);
+  };
+}
+"""
+
+
 def test_page_boots_python_and_runs_a_wgsl_kernel(page, server):
+    page.add_init_script(COUNT_MAIN_THREAD_GPU)
     rec = Recorder(page)
     assert boot(page, server.url) == "1"
     assert "Ready" in page.inner_text("#status")
     assert page.inner_text("#rt-selftest").startswith("passed")
-    assert page.inner_text("#rt-backend") == "browser"
+    backend = page.inner_text("#rt-backend")
+    assert "webgpu" in backend and "worker" in backend
+    assert "swiftshader" in page.inner_text("#rt-adapter")
+    assert page.evaluate("window.__mainThreadAdapters") == 0      # the engine is in the worker
     assert "Python 3." in page.inner_text("#rt-python")
     assert "pyodide 314.0.7" in page.inner_text("#rt-versions")
     # Re-run the kernel from the test with a shape and seed Python in the page has not seen.
@@ -61,22 +82,25 @@ def test_page_boots_python_and_runs_a_wgsl_kernel(page, server):
     assert rec.foreign(server.url) == []
     local = [urlparse(u).path for u in rec.requests]
     for expected in ("/vendor/pyodide/pyodide.asm.wasm", "/vendor/pyodide/python_stdlib.zip",
-                     "/py/localllm.zip", "/pyscript.json", "/boot.py"):
+                     "/py/localllm.zip", "/pyscript.json", "/boot.py", "/static/local-llm.js",
+                     "/static/engine-worker.js", "/versions.json"):
         assert expected in local
 
 
-def test_missing_webgpu_shows_the_named_error(browser, server):
-    context = browser.new_context()
-    context.add_init_script("Object.defineProperty(Navigator.prototype, 'gpu', {get: () => undefined});"
-                            "Object.defineProperty(WorkerNavigator.prototype, 'gpu', {get: () => undefined});")
-    page = context.new_page()
-    rec = Recorder(page)
-    assert boot(page, server.url) == "error"
-    banner = page.inner_text("#banner")
-    assert "WebGPU is unavailable" in banner and "enable-unsafe-webgpu" in banner
-    assert "error" in page.get_attribute("#status", "class")
-    assert rec.foreign(server.url) == []
-    context.close()
+def test_missing_webgpu_shows_the_named_error(browser_type, browser_type_launch_args, server):
+    """Chromium without --enable-unsafe-webgpu grants no adapter, in the worker too (an init
+    script hiding navigator.gpu would not reach the worker)."""
+    browser = browser_type.launch(**no_webgpu_launch_args(browser_type_launch_args))
+    try:
+        page = browser.new_page()
+        rec = Recorder(page)
+        assert boot(page, server.url) == "error"
+        banner = page.inner_text("#banner")
+        assert "WebGPU is unavailable" in banner and "enable-unsafe-webgpu" in banner
+        assert "error" in page.get_attribute("#status", "class")
+        assert rec.foreign(server.url) == []
+    finally:
+        browser.close()
 
 
 def test_service_worker_serves_the_app_offline(browser, dist):

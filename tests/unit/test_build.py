@@ -98,11 +98,11 @@ def test_app_zip_holds_the_package_and_shaders(dist):
     with zipfile.ZipFile(dist / "py" / "localllm.zip") as z:
         names = set(z.namelist())
     assert {"app/__init__.py", "app/main.py", "app/gpu/browser.py", "app/gpu/replay.js",
-            "shaders/matmul.wgsl"} <= names
-    # Python and JS helpers of app/ (not .mjs: app/bench/node/run.mjs runs in Node, outside the
-    # page), and the WGSL sources.
+            "app/runtime/catalog.json", "app/runtime/worker.py", "shaders/matmul.wgsl"} <= names
+    # Python, JS helpers and JSON data (the runtime's model presets) of app/ (not .mjs:
+    # app/bench/node/run.mjs runs in Node, outside the page), and the WGSL sources.
     sources = {p.relative_to(build.ROOT).as_posix() for top, suffixes in
-               (("app", (".py", ".js")), ("shaders", (".wgsl",)))
+               (("app", (".py", ".js", ".json")), ("shaders", (".wgsl",)))
                for p in (build.ROOT / top).rglob("*") if p.suffix in suffixes}
     assert names == sources
 
@@ -120,6 +120,26 @@ def test_precache_manifest_lists_every_file_with_its_hash(dist):
         assert hashlib.sha256((dist / rel).read_bytes()).hexdigest() == digest, rel
     sw = (dist / "sw.js").read_text()
     assert "__PRECACHE_MANIFEST__" not in sw and manifest["version"] in sw
+
+
+def test_engine_worker_and_facade_are_built_and_precached(dist):
+    """index.html loads the runtime facade; the facade starts static/engine-worker.js, which
+    loads these site files (resolved against the site root, not against static/): all exist and
+    are precached, so the engine starts offline too."""
+    html = (dist / "index.html").read_text()
+    assert "./static/local-llm.js" in build.referenced_files(html)
+    worker = (dist / "static" / "engine-worker.js").read_text()
+    facade = (dist / "static" / "local-llm.js").read_text()
+    assert 'new URL("./engine-worker.js", import.meta.url)' in facade
+    needs = re.findall(r'new URL\("([^"]+)", SITE\)', worker)
+    assert set(needs) >= {"vendor/pyodide/pyodide.mjs", "vendor/pyodide/", "py/localllm.zip",
+                          "versions.json"}
+    manifest = json.loads((dist / "precache-manifest.json").read_text())["files"]
+    for rel in ["static/engine-worker.js", "static/local-llm.js"] + [n for n in needs
+                                                                     if not n.endswith("/")]:
+        assert (dist / rel).is_file() and rel in manifest, rel
+    # Module workers need a JavaScript MIME type from the server.
+    assert build.MIME_TYPES[".js"] == "text/javascript"
 
 
 def test_build_is_reproducible_and_version_tracks_content(dist, tmp_path, monkeypatch):

@@ -1,0 +1,238 @@
+"""BrowserPlatform: the runtime's I/O in the engine worker (Pyodide, static/engine-worker.js).
+
+    platform = BrowserPlatform(site, post, versions)   # site: the site's base URL (".../")
+
+- open_device: app.gpu's browser backend (the worker's navigator.gpu); one device, reopened
+  after it is lost or destroyed.
+- bundled_models: models/catalog.json of the site (build.py writes it; URLs made absolute).
+- cached / load: the IndexedDB weight store (app.store): download what is missing, stream the
+  cached chunks to the GPU (app.store.load.load_cached_model), then the tokenizer: the GGUF's own
+  vocabulary (header re-read from the cache) or the checkpoint's tokenizer.json.
+- versions: Python, Pyodide and the vendored npm packages (versions.json, written by build.py).
+- memory_budget: half of navigator.deviceMemory (see memory_budget).
+- emit: a message to the page, {"event", "detail", "memory": ledger snapshot or None}.
+
+Vendored JS (store.js, the tokenizer libraries) is resolved against `site`, not against this
+worker's URL (<site>/static/engine-worker.js).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+from .platform import Platform
+
+MiB = 1 << 20
+
+
+def default_site() -> str:
+    """The site's base URL: the worker runs <site>/static/engine-worker.js; a page is at <site>."""
+    import js
+    doc = getattr(js, "document", None)
+    if doc:
+        return str(doc.baseURI)
+    return str(js.URL.new("../", str(js.location.href)).href)
+
+
+def _post_message(msg: dict) -> None:
+    import js
+    js.postMessage(js.JSON.parse(json.dumps(msg, default=str)))
+
+
+async def _content_length(url: str) -> int | None:
+    """The size a HEAD request announces (redirects followed), or None when it says nothing or
+    fails (no network, CORS): the download then learns the size from its own response."""
+    from js import Object, fetch
+    from pyodide.ffi import JsException, to_js
+    try:
+        resp = await fetch(url, to_js({"method": "HEAD"}, dict_converter=Object.fromEntries))
+    except JsException:
+        return None
+    length = resp.headers.get("content-length") if resp.ok else None
+    return int(length) if length and str(length).isdigit() else None
+
+
+def _mb(n) -> str:
+    return "?" if n is None else f"{n / MiB:,.1f}"
+
+
+def progress_text(event: dict) -> str:
+    """A line for the progress bar, from a load_cached_model progress event."""
+    phase, done, total = event.get("phase"), event.get("loaded_bytes"), event.get("total_bytes")
+    if phase == "download":
+        return f"Downloading {event.get('file') or 'the model'}: {_mb(done)} of {_mb(total)} MB"
+    if phase == "cache":
+        return f"Reading {event.get('file') or 'the model'} from this device's cache"
+    if phase == "upload":
+        return f"Uploading weights to the GPU: {_mb(done)} of {_mb(total)} MB"
+    return str(phase or "")
+
+
+class BrowserPlatform(Platform):
+    name = "browser"
+
+    def __init__(self, site: str | None = None, post=None, versions: dict | None = None):
+        """site: the site's base URL (default: derived from this worker's or page's location);
+        post(dict): sends one message to the page (default: the worker's postMessage);
+        versions: versions.json's {package: version}."""
+        from app.store import browser as store_js
+        from app.tokenizer import browser as tokenizer_js
+        site = site or default_site()
+        self.site = site if site.endswith("/") else site + "/"
+        self._post = post or _post_message
+        self._versions = dict(versions or {})
+        self.device = None                  # the last device opened (the service's)
+        self._diag_device = None            # the self-test's own, when the service has none
+        self._store = None
+        store_js.set_base(self.site)
+        tokenizer_js.set_vendor_base(self.site)
+
+    # -- GPU --------------------------------------------------------------------------------
+    async def open_device(self):
+        """A new device; the last one is kept for emit()'s ledger snapshots."""
+        from app.gpu import open_device
+        self.device = await open_device()
+        return self.device
+
+    async def self_test(self, m=37, n=29, k=45, seed=None) -> dict:
+        """The GPU self-test (app/selftest.py), the page's diagnostics: on the service's device
+        when it has one (its buffers are freed again), else on a device of its own."""
+        from app.gpu import open_device
+        from app.selftest import matmul_selftest
+        dev = self.device
+        if dev is None or dev.lost is not None:
+            if self._diag_device is None or self._diag_device.lost is not None:
+                self._diag_device = await open_device()
+            dev = self._diag_device
+        return await matmul_selftest(dev, int(m), int(n), int(k), None if seed is None else int(seed))
+
+    def memory_budget(self, dev) -> int | None:
+        """Bytes a model may use: half of navigator.deviceMemory (GiB of RAM, deliberately
+        coarse: rounded to a power of two and capped by the browser against fingerprinting;
+        headless Chromium here says 16), because WebGPU does not say how much GPU memory there
+        is and on integrated GPUs, the common case, weights share RAM with the OS and the
+        browser. None when the browser does not say (Firefox, Safari)."""
+        import js
+        gib = getattr(js.navigator, "deviceMemory", None)
+        try:
+            gib = float(gib)
+        except (TypeError, ValueError):
+            return None
+        return int(gib * 2**30 / 2) if gib > 0 else None
+
+    # -- catalog and cache ------------------------------------------------------------------
+    async def bundled_models(self) -> list[dict]:
+        """The site's models/catalog.json entries with absolute file URLs (they are relative to
+        the catalog). A site built without models has none."""
+        from urllib.parse import urljoin
+
+        from js import fetch
+        url = urljoin(self.site, "models/catalog.json")
+        resp = await fetch(url)
+        if resp.status == 404:
+            return []
+        if not resp.ok:
+            raise RuntimeError(f"{url} answered HTTP {resp.status}; reload the page")
+        data = json.loads(await resp.text())
+        out = []
+        for m in data.get("models", []):
+            files = [{**f, "url": urljoin(url, f["url"]),
+                      "name": f.get("name") or f["url"].rsplit("/", 1)[-1]} for f in m["files"]]
+            out.append({**m, "files": files, "bundled": bool(m.get("bundled", True))})
+        return out
+
+    async def local_model(self, model_id: str, catalog):
+        """A user model for a model id that is a URL: an absolute http(s) URL, or a path on
+        this site ("models/x.gguf"), of a GGUF file; the catalog adds it (its id derives from
+        the URL). None for anything else. Safetensors checkpoints (several files) are added
+        with Catalog.add and loaded by their id."""
+        from urllib.parse import urljoin, urlsplit
+        parts = urlsplit(model_id)
+        is_url = parts.scheme in ("http", "https")
+        if not is_url and (parts.scheme or not parts.path.lower().endswith(".gguf")):
+            return None
+        entry = catalog.add(model_id if is_url else urljoin(self.site, model_id))
+        if len(entry.files) == 1 and entry.files[0].size is None:
+            size = await _content_length(entry.files[0].url)
+            if size is not None:
+                # A known size lets the store check the quota first and report download progress.
+                spec = replace(entry.files[0], size=size)
+                entry = replace(entry, files=(spec,), file_sizes=(size,), size_exact=True)
+                catalog.replace(entry)
+        return entry
+
+    async def store(self):
+        from app.store import Store
+        if self._store is None:
+            self._store = await Store.open()
+        return self._store
+
+    async def cached(self, entry) -> dict:
+        """{"cached": every file complete, "partial": some bytes stored but not all, "bytes"}."""
+        files = {f.key: f for f in await (await self.store()).list()}
+        got = [files.get(spec.cache_key) for spec in entry.files]
+        stored = sum(f.stored_bytes for f in got if f is not None)
+        complete = bool(got) and all(f is not None and f.complete for f in got)
+        return {"cached": complete, "partial": not complete and stored > 0, "bytes": stored}
+
+    # -- loading ----------------------------------------------------------------------------
+    async def load(self, dev, entry, progress, *, context_length=None, kv_dtype="f16",
+                   hf_token=None, **options):
+        """Download (phase "download"), open (phase "cache") and upload (phase "upload") the
+        model, then load its tokenizer. Returns (Model, Tokenizer); nothing stays allocated on
+        the GPU when it fails. `options` go to app.models.load_model (e.g. quantize)."""
+        from app.store.load import load_cached_model, model_files
+        store = await self.store()
+        specs = list(entry.files)
+        if hf_token:
+            # The token goes to the model's own file URLs only, in memory (FileSpec.headers:
+            # never stored in IndexedDB, never logged); shards named by an index inherit it.
+            auth = (("Authorization", f"Bearer {hf_token}"),)
+            specs = [replace(sp, headers=auth) for sp in specs]
+
+        def report(event: dict) -> None:
+            if progress is not None:
+                progress({**event, "text": event.get("text") or progress_text(event)})
+
+        model = await load_cached_model(dev, store, specs, progress=report,
+                                        context_length=context_length, kv_dtype=kv_dtype,
+                                        **options)
+        try:
+            fmt, specs = model_files(specs)
+            tokenizer = await self._tokenizer(store, fmt, specs)
+        except BaseException:
+            model.destroy()
+            raise
+        return model, tokenizer
+
+    async def _tokenizer(self, store, fmt: str, specs):
+        from app.tokenizer import Tokenizer
+        if fmt == "gguf":
+            from app.formats.gguf import read_gguf
+            src = await store.source(specs[0].cache_key)
+            try:
+                return await Tokenizer.from_gguf(await read_gguf(src))
+            finally:
+                src.close()
+        from app.store.load import read_cached
+        by_name = {s.label: s for s in specs}
+        if "tokenizer.json" not in by_name:
+            raise FileNotFoundError("a safetensors model needs its tokenizer.json among its files "
+                                    "(and tokenizer_config.json for the chat template)")
+        config = None
+        if "tokenizer_config.json" in by_name:
+            config = (await read_cached(store, by_name["tokenizer_config.json"].cache_key)).decode()
+        text = (await read_cached(store, by_name["tokenizer.json"].cache_key)).decode()
+        return await Tokenizer.load(text, config)
+
+    # -- environment ------------------------------------------------------------------------
+    def versions(self) -> dict:
+        import pyodide
+        return {"python": sys.version.split()[0], "pyodide": pyodide.__version__,
+                **{k: v for k, v in self._versions.items() if k != "pyodide"}}
+
+    def emit(self, name: str, detail: dict) -> None:
+        dev = self.device
+        memory = dev.ledger.snapshot() if dev is not None else None
+        self._post({"event": name, "detail": detail, "memory": memory})

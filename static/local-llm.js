@@ -1,0 +1,260 @@
+// LocalLLM: the runtime API for plain JS pages (ES module). The engine (Pyodide + WebGPU, the
+// Python class app.runtime.LocalLLM) runs in a dedicated module worker, static/engine-worker.js;
+// this module only sends requests and relays events, so the page's thread stays free.
+//
+//   import LocalLLM from "./static/local-llm.js";      // or window.LocalLLM after the page fires
+//   await LocalLLM.ready();                             //    "local-llm:api-ready"
+//   await LocalLLM.init();                              // the catalog's default model
+//   const r = await LocalLLM.chat([{role: "user", content: "Hi"}], {maxTokens: 32});
+//   for await (const {delta} of await LocalLLM.chat(msgs, {stream: true})) show(delta);
+//
+// Methods mirror the Python API (snake_case there, camelCase here): checkWebGPU, init, chat,
+// complete, interrupt, switchModel, unload, getAvailableModels, getStatus, getRuntimeInfo,
+// on(name, cb), chat.completions.create. Option keys are camelCase (maxTokens, topP, contextLength,
+// kvDtype, hfToken, ...) and are sent as snake_case; results keep the Python keys
+// ({text, finish_reason, usage}). Every method but getStatus and on returns a Promise; a failure
+// rejects with an Error whose .name is the Python error's class name (WebGPUUnavailableError,
+// NotLoadedError, ModelNotFoundError, ...) and whose .message says what to do.
+//
+// Worker protocol (structured-clone messages, JSON-shaped):
+//   page -> worker  {id, op, args: [...], kwargs: {...}}          op: a method name above, or
+//                   "cancel" (args [stream id]) and "selfTest" (diagnostics)
+//   worker -> page  {id, result, status} | {id, error: {name, message}, status}
+//                   {id, stream: true} then {id, item} ... {id, done: true} | {id, error}
+//                   {event, detail, memory}   memory: the GPU ledger snapshot when it fired
+//                   {ready: true, status} once Python is up; {fatal: {name, message}} if not
+// Events are dispatched on window as CustomEvent("local-llm:<name>", {detail}) and to on()
+// listeners as cb(detail, {memory}). getStatus() returns the last status the worker reported
+// ({state: "idle", model: null, ...} until it is up).
+
+const WORKER_URL = new URL("./engine-worker.js", import.meta.url);
+const hasWindow = typeof window !== "undefined";
+
+let worker = null;
+let nextId = 1;
+let status = { state: "idle", model: null, progress: 0, error: null };
+let readyState = null;                 // {promise, resolve, reject, started}
+let fatal = null;                      // the Error that stopped the worker, if one did
+const calls = new Map();               // id -> {resolve, reject, stream}
+const listeners = new Map();           // event name -> Set of callbacks
+
+const snake = (key) => key.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+const snakeKeys = (opts) => Object.fromEntries(Object.entries(opts ?? {}).map(([k, v]) => [snake(k), v]));
+
+function namedError({ name, message }) {
+  const err = new Error(message);
+  err.name = name;
+  return err;
+}
+
+function dispatch(name, detail, meta = {}) {
+  if (hasWindow) window.dispatchEvent(new CustomEvent(`local-llm:${name}`, { detail }));
+  for (const cb of listeners.get(name) ?? []) {
+    try {
+      cb(detail, meta);
+    } catch (err) {
+      console.error(`LocalLLM: a "${name}" listener threw`, err);
+    }
+  }
+}
+
+// An async iterable fed by {id, item} messages. Leaving a for-await loop early calls return(),
+// which asks the worker to stop that generation (finish_reason "abort") and drops what follows.
+class Stream {
+  constructor(id) {
+    this.id = id;
+    this.items = [];
+    this.waiting = null;               // {resolve, reject} of a pending next()
+    this.ended = false;
+    this.error = null;
+  }
+
+  push(item) {
+    if (this.waiting) {
+      this.waiting.resolve({ value: item, done: false });
+      this.waiting = null;
+    } else {
+      this.items.push(item);
+    }
+  }
+
+  end(error = null) {
+    this.ended = true;
+    this.error = error;
+    calls.delete(this.id);
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = null;
+      if (error) w.reject(error);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  next() {
+    if (this.items.length) return Promise.resolve({ value: this.items.shift(), done: false });
+    if (this.ended) {
+      const err = this.error;
+      this.error = null;               // reported once
+      return err ? Promise.reject(err) : Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
+  }
+
+  return() {
+    if (!this.ended) {
+      send("cancel", [this.id]).catch(() => {});
+      this.end();
+    }
+    this.items.length = 0;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+}
+
+function onMessage({ data: msg }) {
+  if (msg.status) status = msg.status;
+  if (msg.event !== undefined) {
+    if (msg.event === "status") status = msg.detail;
+    dispatch(msg.event, msg.detail, { memory: msg.memory ?? null });
+    return;
+  }
+  if (msg.ready) {
+    readyState.started = true;
+    readyState.resolve();
+    dispatch("api-ready", { status });
+    return;
+  }
+  if (msg.fatal) {
+    fail(namedError(msg.fatal));
+    return;
+  }
+  const call = calls.get(msg.id);
+  if (!call) return;                   // a cancelled stream's remaining items
+  if (call.stream) {
+    if (msg.item !== undefined) call.stream.push(msg.item);
+    else if (msg.done) call.stream.end();
+    else if (msg.error) call.stream.end(namedError(msg.error));
+    return;
+  }
+  if (msg.stream) {
+    call.stream = new Stream(msg.id);
+    call.resolve(call.stream);
+    return;
+  }
+  calls.delete(msg.id);
+  if (msg.error) call.reject(namedError(msg.error));
+  else call.resolve(msg.result);
+}
+
+// The worker could not start (Pyodide or the app failed to load) or died: every pending and
+// later call fails with that error.
+function fail(err) {
+  fatal = err;
+  status = { state: "error", model: null, progress: 0, error: { name: err.name, message: err.message } };
+  readyState.reject(err);
+  for (const call of calls.values()) {
+    if (call.stream) call.stream.end(err);
+    else call.reject(err);
+  }
+  calls.clear();
+  dispatch("error", { name: err.name, message: err.message, model: null });
+  dispatch("status", status);
+}
+
+function start() {
+  if (worker) return;
+  let resolve, reject;
+  const promise = new Promise((ok, no) => { resolve = ok; reject = no; });
+  promise.catch(() => {});             // reported through ready() and the error event
+  readyState = { promise, resolve, reject, started: false };
+  worker = new Worker(WORKER_URL, { type: "module", name: "local-llm-engine" });
+  worker.onmessage = onMessage;
+  worker.onerror = (e) => {
+    // The worker answers bad requests itself, so an uncaught error means it cannot go on.
+    e.preventDefault();
+    fail(namedError(readyState.started
+      ? { name: "EngineError", message: `the engine worker failed (${e.message || "script error"}); reload the page` }
+      : { name: "EngineStartError",
+          message: `the engine worker failed to start (${e.message || "script error"}); ` +
+                   "reload the page, and check that static/engine-worker.js is served" }));
+  };
+}
+
+function send(op, args = [], kwargs = {}) {
+  start();
+  if (fatal) return Promise.reject(fatal);
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    calls.set(id, { resolve, reject, stream: null });
+    try {
+      worker.postMessage({ id, op, args, kwargs });
+    } catch (err) {                    // DataCloneError: a function or a DOM node among the args
+      calls.delete(id);
+      reject(err);
+    }
+  });
+}
+
+// init(modelId?, options?) or init({modelId, ...options})
+function modelAndOptions(modelId, opts) {
+  if (modelId !== null && typeof modelId === "object") {
+    const { modelId: id = null, model = null, ...rest } = modelId;
+    return [id ?? model, rest];
+  }
+  return [modelId ?? null, opts ?? {}];
+}
+
+function chat(messages, opts = {}) {
+  return send("chat", [messages], snakeKeys(opts));
+}
+chat.completions = {
+  /** OpenAI-shaped: {model, messages, stream, maxTokens, ...} -> chat.completion (or chunks). */
+  create(params = {}) {
+    return send("chatCompletionsCreate", [], snakeKeys(params));
+  },
+};
+
+export const LocalLLM = {
+  /** Resolves once the worker takes calls (rejects with EngineStartError if it cannot start). */
+  ready() {
+    start();
+    return readyState.promise;
+  },
+  checkWebGPU: () => send("checkWebGPU"),
+  init(modelId = null, opts = {}) {
+    const [id, rest] = modelAndOptions(modelId, opts);
+    return send("init", [id], snakeKeys(rest));
+  },
+  chat,
+  complete: (prompt, opts = {}) => send("complete", [prompt], snakeKeys(opts)),
+  /** Stops the running generation now (it is not queued behind it). */
+  interrupt: () => send("interrupt"),
+  switchModel(modelId, opts = {}) {
+    const [id, rest] = modelAndOptions(modelId, opts);
+    return send("switchModel", [id], snakeKeys(rest));
+  },
+  unload: () => send("unload"),
+  getAvailableModels: () => send("getAvailableModels"),
+  /** Synchronous: the last status the worker reported. */
+  getStatus: () => structuredClone(status),
+  getRuntimeInfo: () => send("getRuntimeInfo"),
+  /** on("progress", (detail, {memory}) => ...) -> unsubscribe function. Names: loading,
+   *  progress, ready, error, memory-warning, status, api-ready. */
+  on(name, cb) {
+    if (!listeners.has(name)) listeners.set(name, new Set());
+    listeners.get(name).add(cb);
+    return () => listeners.get(name).delete(cb);
+  },
+  /** Diagnostics: the GPU self-test (one matmul checked against a float64 reference). */
+  selfTest: (m = 37, n = 29, k = 45, seed = null) => send("selfTest", [m, n, k, seed]),
+};
+
+export default LocalLLM;
+
+if (hasWindow) {
+  window.LocalLLM = LocalLLM;
+  start();                             // the engine boots while the page renders
+}
