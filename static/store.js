@@ -185,11 +185,12 @@ function withTimeout(promise, ms, onTimeout) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-// Start a GET of bytes [start, end] (end null: to the end of the file). Resolves when the headers
-// are in: {meta: JSON {status, content_length, content_range, etag, error}, handle}.
-export async function open(url, start, end, stallMs) {
+// Start a GET of bytes [start, end] (end null: to the end of the file), with the extra request
+// headers in extraJson (a JSON object, e.g. {"Authorization": "Bearer ..."}). Resolves when the
+// headers are in: {meta: JSON {status, content_length, content_range, etag, error}, handle}.
+export async function open(url, start, end, stallMs, extraJson = "{}") {
   const controller = new AbortController();
-  const headers = {};
+  const headers = JSON.parse(extraJson || "{}");
   if (start > 0 || end != null) headers.Range = `bytes=${start}-${end == null ? "" : end}`;
   try {
     // no-store: the bytes go to IndexedDB; the HTTP cache would hold a second copy.

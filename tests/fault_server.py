@@ -51,6 +51,7 @@ class Hit:
     method: str
     name: str
     range: str | None
+    authorization: str | None = None
     status: int = 0
     sent: int = 0
 
@@ -110,11 +111,12 @@ class FaultServer:
     # -- serving ----------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        hit = Hit(request.method, name, request.headers.get("Range"))
+        hit = Hit(request.method, name, request.headers.get("Range"),
+                  request.headers.get("Authorization"))
         self.log.append(hit)
         if request.method == "OPTIONS":
             hit.status = 204
-            return web.Response(status=204, headers={**CORS, "Access-Control-Allow-Headers": "Range",
+            return web.Response(status=204, headers={**CORS, "Access-Control-Allow-Headers": "Range, Authorization",
                                                      "Access-Control-Allow-Methods": "GET, HEAD"})
         path = self.files.get(name)
         if path is None:

@@ -201,10 +201,12 @@ async def sha256(data) -> str:
     return str(await (await _js()).sha256(data))
 
 
-async def open_response(url: str, start: int, stall_ms: int, end: int | None = None) -> Response:
-    """GET bytes [start, end] (end None: to the end of the file); resolves once headers are in."""
+async def open_response(url: str, start: int, stall_ms: int, end: int | None = None,
+                        headers: dict | None = None) -> Response:
+    """GET bytes [start, end] (end None: to the end of the file), with extra request `headers`
+    (e.g. Authorization); resolves once the response headers are in."""
     mod = await _js()
-    r = await mod.open(url, start, end, stall_ms)
+    r = await mod.open(url, start, end, stall_ms, json.dumps(headers or {}))
     m = json.loads(r.meta)
     return Response(m["status"], m.get("content_length"), m.get("content_range"), m.get("etag"),
                     r.handle if m["status"] else None, m["error"])

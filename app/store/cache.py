@@ -53,6 +53,7 @@ class Store:
         self.idb, self.chunk_size, self.stall_ms = idb, chunk_size, stall_ms
         self.max_retries, self.backoff_base = max_retries, backoff_base
         self.persisted: bool | None = None
+        self.request_headers: dict[str, dict] = {}   # url -> extra headers (FileSpec.headers)
 
     @classmethod
     async def open(cls, name: str = DEFAULT_DB, **options) -> "Store":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import browser
 from .errors import DownloadError, IntegrityError, QuotaError, StoreError
@@ -24,12 +24,16 @@ from .plan import backoff, chunk_count, chunk_span, decide, resume_index
 
 @dataclass(frozen=True)
 class FileSpec:
-    """A file to cache. `key` defaults to the URL; `size`/`sha256` are checked when given."""
+    """A file to cache. `key` defaults to the URL; `size`/`sha256` are checked when given.
+    `headers`: extra request headers as (name, value) pairs, e.g. a Hugging Face token for a
+    gated repository; kept in memory only (never in IndexedDB, never part of the key), and sent
+    to this file's URL only."""
     url: str
     size: int | None = None
     sha256: str | None = None
     name: str | None = None
     key: str | None = None
+    headers: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def cache_key(self) -> str:
@@ -48,6 +52,8 @@ async def check_quota(what: str, needed: int) -> None:
 
 
 async def fetch_file(store, spec: FileSpec, progress) -> dict:
+    if spec.headers:   # for refetch_chunk, which sees only the stored record (no secrets there)
+        store.request_headers[spec.url] = dict(spec.headers)
     release = await browser.acquire_lock(f"localllm-store:{store.idb.name}:{spec.cache_key}")
     try:
         return await _fetch_locked(store, spec, progress)
@@ -83,7 +89,8 @@ async def _fetch_locked(store, spec: FileSpec, progress) -> dict:
             quota_checked = True
         progress.set_total(name, size)
         progress.update(name, start)
-        resp = await browser.open_response(spec.url, start, store.stall_ms)
+        resp = await browser.open_response(spec.url, start, store.stall_ms,
+                                           headers=dict(spec.headers))
         if resp.error:
             failures = await _failed(store, spec, failures, resp.error["name"], resp.error["message"])
             continue
@@ -196,7 +203,8 @@ async def refetch_chunk(store, rec: dict, index: int, expected_sha256: str):
     sha256 recorded when it was first stored, and put it back. Returns its bytes (Uint8Array)."""
     url = rec["url"]
     start, end = chunk_span(index, rec["size"], rec["chunk_size"])
-    resp = await browser.open_response(url, start, store.stall_ms, end=end - 1)
+    resp = await browser.open_response(url, start, store.stall_ms, end=end - 1,
+                                       headers=store.request_headers.get(url))
     if resp.error:
         raise DownloadError(url, resp.error["message"], cause=resp.error["name"], retryable=True)
     if resp.status != 206 and not (resp.status == 200 and start == 0 and end == rec["size"]):

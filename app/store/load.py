@@ -154,7 +154,8 @@ async def load_cached_model(dev, store, model, progress=None, **load_model_kwarg
     if INDEX in by_name:
         index = json.loads(await read_cached(store, by_name[INDEX].cache_key))
         shards = sorted(set((index.get("weight_map") or {}).values()))
-        extra = [FileSpec(urljoin(by_name[INDEX].url, n), name=n) for n in shards
+        extra = [FileSpec(urljoin(by_name[INDEX].url, n), name=n, headers=by_name[INDEX].headers)
+                 for n in shards
                  if isinstance(n, str) and n not in by_name]
         if extra:
             # Shard sizes are unknown until their headers arrive: the index's total_size (tensor

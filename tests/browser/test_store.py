@@ -248,6 +248,41 @@ result = dict(first=first, again=await browser.sha256(data), repaired_again=agai
     assert [(h.range, h.status) for h in models.gets()] == [(f"bytes={2 * CHUNK}-{3 * CHUNK - 1}", 206)]
 
 
+def test_request_headers_reach_the_server_and_stay_out_of_indexeddb(store_page, models,
+                                                                    random_file):
+    """FileSpec.headers (a gated repository's token): every GET of the download carries it, the
+    chunk re-fetch of a corrupted chunk too (the store keeps it in memory for the file's URL),
+    and the IndexedDB record holds no trace of it."""
+    name, (_, sha) = "random.bin", random_file
+    db = f"test-{uuid.uuid4().hex[:8]}"
+    token = f"hf_{uuid.uuid4().hex}"
+    models.reset()
+    models.inject(name, Fault("drop", after=5 * MiB))      # one resume: two GETs
+    r = store_py(store_page, """
+store = await open_store()
+spec = FileSpec(inputs["url"], sha256=inputs["sha"], headers=(("Authorization", "Bearer " + inputs["token"]),))
+(rec,) = await store.download(spec)
+result = dict(rec=json.dumps(rec), stored=json.dumps(await store.idb.get_file(rec["key"])))
+""", db=db, url=models.url(name), sha=sha, token=token)
+    gets = models.gets(name)
+    assert len(gets) == 2 and gets[1].range is not None
+    assert all(h.authorization == f"Bearer {token}" for h in gets)
+    assert token not in r["rec"] and token not in r["stored"]
+    # A corrupted chunk is fetched again with the same header by the same store.
+    store_page.evaluate(CORRUPT_JS, [db, models.url(name), 1])
+    models.reset()
+    store_py(store_page, """
+store = await open_store()
+spec = FileSpec(inputs["url"], headers=(("Authorization", "Bearer " + inputs["token"]),))
+await store.download(spec)                     # complete already: no request, header remembered
+src = await store.source(inputs["url"])
+await src.read(inputs["off"], 16)
+""", db=db, url=models.url(name), token=token, off=CHUNK + 5)
+    again = models.gets(name)
+    assert [h.range for h in again] == [f"bytes={CHUNK}-{2 * CHUNK - 1}"]
+    assert again[0].authorization == f"Bearer {token}"
+
+
 def test_local_file_saved_into_the_cache_and_corruption_without_url_is_an_error(store_page):
     db = f"test-{uuid.uuid4().hex[:8]}"
     r = store_py(store_page, """
