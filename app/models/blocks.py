@@ -21,8 +21,9 @@ The residual stream x is updated in place: matvec/matmul_q accumulate into it, o
 rmsnorm's fused residual add writes x + t back into x while normalizing for the next block.
 Decode (T = 1, fused q | k | v and gate | up weights) merges two pairs of steps: rope + the cache
 append are one dispatch (rope_kv), and act(gate) * up is formed inside the down matvec (its glu
-input, for down weights up to GLU_IN_MAX elements), 9 dispatches per layer without qk-norm or
-post norms (10 above GLU_IN_MAX).
+input, for down weights up to GLU_IN_MAX elements); the residual stream's rmsnorms fold into
+the matvecs (see record_body): 7 dispatches per layer without qk-norm or post norms (8 above
+GLU_IN_MAX).
 """
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ from .weights import ModelWeights
 # it walks (~rows / 4 exp and divisions per ffn element), which outgrows the ~2 us a dispatch costs
 # the GPU on large models. H100, GPU ms per token fused -> not fused (Dawn; native): Llama-3.2-1B
 # Q4_0 (2048 x 8192 = 17M) 1.439 -> 1.431; 1.486 -> 1.435; Llama-3.1-8B Q4_0 (59M) 5.65 -> 5.29;
-# 5.70 -> 5.36. SmolLM2-135M (576 x 1536 = 0.9M) is fused. Below ~8M the saved dispatch wins.
-GLU_IN_MAX = 8 << 20
+# 5.70 -> 5.36. SmolLM2-135M (576 x 1536 = 0.9M) is fused. Up to the 1B's 17M the GPU cost is
+# a few us per token (1.431 -> 1.439 ms) and the saved dispatch is worth more: 16 dispatches of
+# host encoding (~8 us each through Dawn) once decode is host-bound (1B after the norm folding).
+GLU_IN_MAX = 32 << 20
 
 
 @dataclass
