@@ -1,4 +1,4 @@
-"""python -m app.bench dispatch | kernels | tokenizer | gen-gguf | model  (see docs/benchmarks.md)
+"""python -m app.bench dispatch | kernels | tokenizer | gen-gguf | model | profile | check-decode  (see docs/benchmarks.md)
 
     dispatch [--n 300] [--no-browser]     host us/dispatch, per call vs replay, native + Chromium
     kernels [options] [--browser]         matvec GB/s vs the probe's peak (natively, or in
@@ -70,7 +70,7 @@ def model_browser(argv) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer", "gen-gguf", "model",
-                                          "profile"):
+                                          "profile", "check-decode"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "tokenizer":
@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     if argv[0] == "gen-gguf":
         from .gen_gguf import main as gen_gguf
         return gen_gguf(argv[1:])
+    if argv[0] == "check-decode":
+        from .check_decode import main as check_decode
+        return check_decode(argv[1:])
     if argv[0] == "profile":
         from .profile import main as profile
         return profile(argv[1:])

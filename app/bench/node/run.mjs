@@ -80,7 +80,7 @@ function fileBlob(path) {
     },
   };
 }
-if (command === "model" || command === "profile") {
+if (command === "model" || command === "profile" || command === "check-decode") {
   const path = argValue("--model");
   if (!path || !existsSync(path)) {
     console.error(`model: --model PATH is required and must exist (got ${path})`);
@@ -113,6 +113,10 @@ const code = {
     "from app.formats.sources import BlobSource, JSBufferSource\n" +
     "src = BlobSource(model_js) if model_js_kind == 'blob' else JSBufferSource(model_js)\n" +
     "await profile.run(profile.parse(list(bench_args)), await open_device(), src)",
+  "check-decode": "from app.bench import check_decode\nfrom app.formats.sources import BlobSource, JSBufferSource\n" +
+    "src = BlobSource(model_js) if model_js_kind == 'blob' else JSBufferSource(model_js)\n" +
+    "r = await check_decode.run(check_decode.parse(list(bench_args)), None, src)\n" +
+    "import sys\nif not r['ok']: raise SystemExit('check-decode failed')",
 }[command];
 if (!code) {
   console.error(`unknown command ${command}: use kernels, dispatch or model`);
