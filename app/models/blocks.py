@@ -157,6 +157,11 @@ class CpuLinear:
 
 
 NORM_FOLD = os.environ.get("LOCALLLM_NORM_FOLD", "1") == "1"   # "0": separate rmsnorms (A/B)
+# CPU adapters keep the separate rmsnorms: their barrier-free matvec (one thread per RPT rows)
+# makes every thread sum x^2 over the whole row itself, which for the lm_head (49152 rows of
+# SmolLM2) reads x as often as the weights (SwiftShader decode 247 -> 379 ms per token), while a
+# dispatch costs them little. Tests set FOLD_ON_CPU to run the folded path on lavapipe.
+FOLD_ON_CPU = False
 
 
 async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVCache,
@@ -182,7 +187,8 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
     # norm's weight), and the matvecs reading a.xn (qkv / q, k, v, gate_up / gate, up, and the
     # lm_head) scale their sums by rmsnorm's 1 / rms(a.x) (matvec norm=). Layer 0's attention
     # norm (after the embedding) is a real rmsnorm. `ss` is a.x while a.xn holds x * g'.
-    fold = T == 1 and not q8 and not cfg.post_norms and NORM_FOLD
+    fold = (T == 1 and not q8 and not cfg.post_norms and NORM_FOLD
+            and (FOLD_ON_CPU or not getattr(dev, "is_cpu", False)))
     ss = None
 
     async def linear(weight, x, out, bias=None, accumulate=False, glu_in=None, epi=None):

@@ -84,6 +84,31 @@ def test_decode_agrees_with_prefill_logits(run, gpu, tiny_dir, family):
         m.destroy()
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3", "phi3"])
+def test_folded_norm_decode_agrees_with_prefill_logits(run, gpu, tiny_dir, family, monkeypatch):
+    """The GPU decode path's rmsnorm folding (matvec NORM/EPI, app/models/blocks.py), which CPU
+    adapters like this one skip by default, forced on: same check as above."""
+    from app.models import blocks
+    monkeypatch.setattr(blocks, "FOLD_ON_CPU", True)
+    m = run(load_model(gpu, _tiny_gguf(tiny_dir, family), context_length=64, kv_dtype="f32",
+                       prefill_chunk=16))
+    try:
+        plan = run(m._plan(("decode",)))
+        keys = [d.pipeline.key for d in plan.dispatches]
+        # key = (shader, entry, constants, defines): one real rmsnorm (layer 0's attention norm)
+        # plus the per-head QK-norms; every other norm is folded into a NORM matvec.
+        norms = [k for k in keys if k[0] == "rmsnorm"]
+        folded = [k for k in keys if k[0] == "matvec" and "'NORM', True" in str(k)]
+        qk = 2 * m.config.n_layers if m.config.qk_norm else 0
+        assert len(norms) == 1 + qk, keys
+        assert len(folded) >= 2 * m.config.n_layers, keys
+        rng = np.random.default_rng()
+        n_prompt, n = (8, 20) if family == "phi3" else (12, 24)
+        _check_decode(run, m, rng.integers(0, m.vocab, size=n_prompt).tolist(), n)
+    finally:
+        m.destroy()
+
+
 def _check_decode(run, model, prompt, n):
     out = run(_collect(model.generate(prompt, None, max_tokens=n, batch=3)))
     assert len(out) == n
