@@ -108,6 +108,74 @@ for b in (buf, gx, gy):
     assert np.all(np.abs(outs["y"] - w @ x) <= bound + 1e-30)
 
 
+# The GPU decode variants (what an H100 runs; SwiftShader would pick the CPU ones): q4_1 FINE
+# units, vec4 loads of dense layouts, the folded rmsnorm (NORM: x = xr * g, scale 1 / rms(xr))
+# with the EPI epilogue (ex = y * (1 + g2)), subgroup reductions, ACC and BIAS, compiled by
+# Chrome's WGSL compiler (Tint) instead of naga. Bound as tests/gpu/test_matvec.py's
+# test_matvec_norm_and_epilogue; ex must be y * (1 + g2) exactly.
+@pytest.mark.parametrize("t", ["Q4_0", "F16", "Q4_K"])
+def test_matvec_gpu_variants_with_folded_norm(harness_page, t):
+    rng = np.random.default_rng()
+    rows, cols = 45, 512
+    raw = random_weight(t, rows, cols, rng)
+    W = reference(t, raw, rows, cols)
+    xr = (rng.standard_normal(cols) * 3).astype(np.float32)
+    g = (rng.standard_normal(cols) * 0.5 + 1).astype(np.float32)
+    xg = (xr * g).astype(np.float32)
+    g2 = (rng.standard_normal(rows) * 0.5).astype(np.float32)
+    b = rng.standard_normal(rows).astype(np.float32)
+    y0 = rng.standard_normal(rows).astype(np.float32)
+    eps = 1e-6
+    from app.kernels.layouts import LAYOUT_OF
+    outs = browser_run(harness_page, f"""
+from app.kernels.layouts import Chunk, GPUWeight
+from app.kernels.matvec import matvec
+buf = dev.upload(inputs["w"], kind="weights")
+w = GPUWeight("w", "{LAYOUT_OF[t]}", {rows}, {cols}, [Chunk(buf, 0, {rows})])
+bufs = [dev.upload(inputs[n], kind="activations") for n in ("xg", "xr", "y0", "g2", "b")]
+gx, gr, gy, gg2, gb = bufs
+gex = dev.create_buffer({4 * rows}, kind="activations")
+await matvec(dev, w, gx, out=gy, bias=gb, accumulate=True, norm=(gr, {eps}),
+             epilogue=(gg2, True, gex), cpu=False, fine=True, v4=True, subgroups=True)
+out("y", await dev.read(gy, 0, {4 * rows}), "float32", ({rows},))
+out("ex", await dev.read(gex, 0, {4 * rows}), "float32", ({rows},))
+for x in bufs + [buf, gex]:
+    dev.destroy_buffer(x)
+""", {"w": to_internal(t, raw), "xg": xg, "xr": xr, "y0": y0, "g2": g2, "b": b})
+    x64 = xr.astype(np.float64)
+    xn = x64 / np.sqrt(np.mean(x64 ** 2) + eps) * g.astype(np.float64)
+    ref = W @ xn + b + y0
+    bound = (4 * np.sqrt(cols + 64) + 64) * U * (2 * np.abs(W) @ np.abs(xn) + np.abs(b) + np.abs(y0))
+    assert np.all(np.abs(outs["y"] - ref) <= bound), np.max(np.abs(outs["y"] - ref) / bound)
+    assert np.array_equal(outs["ex"], outs["y"] * (g2 + np.float32(1)))
+
+
+def test_rmsnorm_register_variant(harness_page):
+    """rmsnorm's REG variant (row in registers, subgroupAdd, one barrier; Dawn needs the
+    `enable subgroups` directive) against float64, rows of 2048 and 3000 (NPT 8 and 12, a
+    partial last slot), (1 + w) form. Tolerance: the f32 sum of squares rounds at most
+    NPT (serial per invocation) + log2(subgroup size) + WG / subgroup size (the partials, 64 with
+    SwiftShader's subgroups of 4) times, plus a few roundings for the scale and products:
+    |err| <= (dim / 256 + 64 + 16) * 2^-24 * |y|."""
+    rng = np.random.default_rng()
+    for rows, dim in ((1, 2048), (3, 3000)):
+        x = rng.standard_normal((rows, dim)).astype(np.float32)
+        w = (rng.standard_normal(dim) * 0.5).astype(np.float32)
+        outs = browser_run(harness_page, f"""
+from app.kernels.norm import rmsnorm
+gx = dev.upload(inputs["x"], kind="activations")
+gw = dev.upload(inputs["w"], kind="weights")
+gy = await rmsnorm(dev, gx, gw, {rows}, {dim}, 1e-6, add_one=True, cpu=False, reg=True)
+out("y", await dev.read(gy), "float32", ({rows}, {dim}))
+for b in (gx, gw, gy):
+    dev.destroy_buffer(b)
+""", {"x": x, "w": w})
+        x64 = x.astype(np.float64)
+        ref = x64 / np.sqrt(np.mean(x64 ** 2, axis=1, keepdims=True) + 1e-6) * (1 + w)
+        tol = np.abs(ref) * U * (dim / 256 + 64 + 16)
+        assert np.all(np.abs(outs["y"] - ref) <= tol + 1e-38)
+
+
 def ref_rope(x, pos, theta, rot, neox):
     """float64 RoPE of x (T, H, D) at positions pos + t, default scaling; (a, b) pairs are
     (2j, 2j+1) interleaved or (j, j + rot/2) half split; dims from rot on are unchanged.
