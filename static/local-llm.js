@@ -18,7 +18,7 @@
 //
 // Worker protocol (structured-clone messages, JSON-shaped):
 //   page -> worker  {id, op, args: [...], kwargs: {...}}          op: a method name above, or
-//                   "cancel" (args [stream id]) and "selfTest" (diagnostics)
+//                   "cancel" (args [stream id]), "selfTest" and "loseDevice" (diagnostics)
 //   worker -> page  {id, result, status} | {id, error: {name, message}, status}
 //                   {id, stream: true} then {id, item} ... {id, done: true} | {id, error}
 //                   {event, detail, memory}   memory: the GPU ledger snapshot when it fired
@@ -250,6 +250,9 @@ export const LocalLLM = {
   },
   /** Diagnostics: the GPU self-test (one matmul checked against a float64 reference). */
   selfTest: (m = 37, n = 29, k = 45, seed = null) => send("selfTest", [m, n, k, seed]),
+  /** Diagnostics: destroy the engine's GPU device as a driver reset would (resolves to
+   *  {reason}); the next request fails with DeviceLostError and init() recovers. */
+  loseDevice: () => send("loseDevice", []),
 };
 
 export default LocalLLM;

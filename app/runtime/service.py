@@ -100,7 +100,7 @@ class LocalLLM(Inference):
 
     def _fail(self, e: BaseException, model_id) -> None:
         err = {"name": type(e).__name__, "message": str(e) or type(e).__name__}
-        self._set(state="error", model=None, error=err)
+        self._set(state="error", model=None, progress=0.0, error=err)
         self._events.emit("error", {**err, "model": model_id})
 
     # -- the device ---------------------------------------------------------------------------

@@ -97,6 +97,8 @@ class WorkerLoop:
         task.add_done_callback(lambda _t, rid=rid: self.tasks.pop(rid, None))
 
     def _call(self, op: str, args: list, kwargs: dict):
+        if op == "loseDevice":
+            return self._lose_device()
         if op == "selfTest":
             if self.diagnostics is None:
                 raise NotImplementedError("this worker has no GPU self-test")
@@ -107,6 +109,20 @@ class WorkerLoop:
         for name in OPS[op].split("."):
             target = getattr(target, name)
         return target(*args, **kwargs)
+
+    async def _lose_device(self) -> dict:
+        """Diagnostics: destroy the engine's GPU device, as a driver reset or a lost GPU
+        process would, and wait until WebGPU reports it lost. The next request then fails with
+        DeviceLostError (state "error", an "error" event) and init() opens a new device."""
+        dev = getattr(self.service, "_dev", None)
+        if dev is None:
+            raise RuntimeError("no GPU device is open yet: call init() or checkWebGPU() first")
+        dev.destroy()
+        for _ in range(500):            # device.lost resolves asynchronously
+            if dev.lost is not None:
+                return {"reason": dev.lost.reason}
+            await asyncio.sleep(0.01)
+        raise RuntimeError("the destroyed GPU device was not reported lost within 5 s")
 
     async def _run(self, rid: int, op: str, args: list, kwargs: dict) -> None:
         try:

@@ -363,6 +363,40 @@ def test_failed_init_sets_the_error_state_and_init_again_recovers(app, loaded):
     assert status(page)["state"] == "idle"
 
 
+def test_lost_gpu_device_gives_the_named_error_and_init_recovers(app, loaded):
+    """The engine's GPUDevice destroyed under a loaded model (LocalLLM.loseDevice(): what a
+    driver reset does; WebGPU resolves device.lost): the next chat fails with DeviceLostError,
+    status is "error" with that error, local-llm:error fires once, and init() opens a new device
+    and loads the model again, which then chats."""
+    page, _ = app
+    model = loaded["result"]["model"]
+    r = page.evaluate("""async () => {
+  const t0 = performance.now();
+  await LocalLLM.init(null, {contextLength: 64});
+  const n = window.__win.length;
+  const lost = await LocalLLM.loseDevice();
+  const chat = await LocalLLM.chat([{role: "user", content: "hi"}], {maxTokens: 2}).then(
+    () => null, (e) => [e.name, e.message]);
+  const afterLoss = LocalLLM.getStatus();
+  const events = window.__win.slice(n);
+  const retry = await LocalLLM.init(null, {contextLength: 64});
+  const again = await LocalLLM.complete("The capital of France is", {maxTokens: 2});
+  return {lost, chat, afterLoss, events, retry, again, status: LocalLLM.getStatus(),
+          t: [t0, performance.now()]};
+}""")
+    BUSY.append(tuple(r["t"]))
+    assert r["lost"]["reason"] == "destroyed"
+    assert r["chat"][0] == "DeviceLostError" and "Reload the model" in r["chat"][1], r["chat"]
+    assert r["afterLoss"] == {"state": "error", "model": None, "progress": 0,
+                              "error": {"name": "DeviceLostError", "message": r["chat"][1]}}
+    errors = [e["detail"] for e in r["events"] if e["name"] == "error"]
+    assert len(errors) == 1 and errors[0]["name"] == "DeviceLostError"
+    assert r["retry"]["model"] == model and r["status"] == ready_status(model)
+    assert r["again"]["finish_reason"] in ("stop", "length") and r["again"]["model"] == model
+    page.evaluate("LocalLLM.unload()")
+    assert status(page)["state"] == "idle"
+
+
 # -- the page's thread and the network ------------------------------------------------------
 def test_no_long_main_thread_task_while_loading_and_generating(app, loaded):
     """A longtask PerformanceObserver (registered at api-ready, buffered) saw no task over

@@ -215,3 +215,26 @@ def test_openai_shape_on_the_real_model(smol, run):
     assert r["choices"][0]["message"]["content"] == plain["text"]
     assert r["usage"]["total_tokens"] == plain["usage"]["prompt_tokens"] + \
         plain["usage"]["completion_tokens"]
+
+
+def test_lost_device_gives_the_named_error_and_init_recovers(gpu, run, tmp_path_factory):
+    """The runtime's device destroyed under a loaded model (what a driver reset does): the next
+    chat fails with DeviceLostError, status is "error" with it and one "error" event fires;
+    init() opens a new device and the model answers again."""
+    from app.gpu import DeviceLostError
+    rt = LocalLLM(platform=NativePlatform(cache_dir=tmp_path_factory.mktemp("cache")))
+    run(rt.init(context_length=64))
+    seen = record(rt)
+    old = rt._dev
+    old.destroy()
+    with pytest.raises(DeviceLostError, match="destroyed"):
+        run(rt.chat(Q, max_tokens=2, temperature=0))
+    st = rt.status()
+    assert st["state"] == "error" and st["model"] is None and st["progress"] == 0
+    assert st["error"]["name"] == "DeviceLostError"
+    assert [d["name"] for n, d in seen if n == "error"] == ["DeviceLostError"]
+    r = run(rt.init(context_length=64))
+    assert r["model"] == DEFAULT and rt._dev is not old and rt.status()["state"] == "ready"
+    out = run(rt.complete("The capital of France is", max_tokens=2, temperature=0))
+    assert out["finish_reason"] in ("stop", "length") and out["usage"]["completion_tokens"] >= 1
+    run(rt.unload())
