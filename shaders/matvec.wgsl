@@ -286,6 +286,17 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 }
 #endif
 #if Q8_0A
+#if FINE
+// q8_0a FINE: unit = qs words 2i, 2i + 1 of block u/4 (i = u % 4): elements 8i .. 8i + 7 (x in
+// a0, a1). As q4_1's FINE units: consecutive lanes read consecutive words and x runs, d is
+// shared by the block's 4 lanes.
+fn xload(o: u32, u: u32) -> X8 { return x2(o + 8u * (u >> 2u) + 2u * (u & 3u)); }
+fn dotu(rb: u32, u: u32, X: X8) -> f32 {
+    let b = rb + 9u * (u >> 2u);
+    let q = b + 1u + 2u * (u & 3u);
+    return unpack2x16float(w[b]).x * (dot(mv_i8(w[q]), X.a0) + dot(mv_i8(w[q + 1u]), X.a1));
+}
+#else
 // q8_0a: unit = 1 block = 32 elements = 9 words [d|0, qs x8 int8]. sum = d * sum(q x).
 fn xload(o: u32, u: u32) -> X8 { return x8(o + 8u * u, 0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u); }
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
@@ -297,6 +308,7 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
              dot(mv_i8(w[b + 7u]), X.a6) + dot(mv_i8(w[b + 8u]), X.a7);
     return d * sq;
 }
+#endif
 #endif
 #if Q4_K
 #if FINE

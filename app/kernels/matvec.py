@@ -9,6 +9,7 @@ Per layout, one thread decodes a "unit" of W per step (words = u32 words of W it
     bf16    8              4      as f16
     q4_1    32 (1 block)   5      d|m + 16 B quants (CPU adapters)
     q4_1    8 (FINE)       2      d|m (shared by the block's 4 lanes) + 1 quant word (GPUs)
+    q8_0a   8 (FINE)       3      d (shared by the block's 4 lanes) + 2 quant words (GPUs)
     q5_1    32 (1 block)   6      d|m + qh + 16 B quants
     q8_0a   32 (1 block)   9      d + 32 B quants
     q4_k    32 (1/8 sb)    8      4 header words (L1 hits across the 8 lanes) + 16 B quants
@@ -110,9 +111,12 @@ def rows_per_thread(n_vec: int) -> int:
 V4_DEFAULT = os.environ.get("LOCALLLM_MV_V4", "1") == "1"   # "0": scalar loads (benchmarks)
 # FINE units (q4_1: one quant word = 8 elements; q4_k: two words = 16): consecutive lanes read
 # consecutive words of W and runs of x (coalesced loads); see shaders/matvec.wgsl.
-FINE_UNIT = {"q4_1": 8, "q4_k": 16}
+FINE_UNIT = {"q4_1": 8, "q4_k": 16, "q8_0a": 8}
 FINE_DEFAULT = os.environ.get("LOCALLLM_MV_FINE", "1") == "1"   # "0": 1-block units (benchmarks)
-FINE_AUTO = ("q4_1",)  # q4_k's FINE units measured slower (more scale unpacking per element)
+FINE_AUTO = ("q4_1", "q8_0a")  # q4_k's FINE units measured slower (more scale unpacking)
+# q8_0a FINE: 2 rows per thread (H100 sweep, Dawn: 4096x4096 39% -> 56% of the probe, 4096x14336
+# 68% -> 77%, vs 4 rows; 14336x4096 75-76% either way; 1-block units: 33-42%).
+FINE_RPT = {"q8_0a": 2}
 
 
 def v4_ok(layout: str, cols: int) -> bool:
@@ -245,6 +249,8 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
     xbind = (x, 0, 4 * n_vec * xw)
     for ch in w.chunks:
         c_tpr, c_rpt = choose_cpu(units, n_vec) if cpu else choose(units, ch.rows, n_vec, fine)
+        if fine and w.layout in FINE_RPT:
+            c_rpt = min(c_rpt, FINE_RPT[w.layout])
         c_tpr, c_rpt = tpr or c_tpr, rpt or c_rpt
         wg = CPU_WG if cpu and c_tpr <= CPU_WG else WG  # a forced tpr > CPU_WG gets WG threads
         defines = {UNIT[w.layout][0]: True, "NV": n_vec, "NV1": n_vec == 1, "RPT": c_rpt,

@@ -264,7 +264,7 @@ def test_matvec_glu_rejects_bad_arguments(gpu, run):
 # thread 1/2/4, 1 and 3 vectors, chunked weights, partial row groups, GLU-free.
 @pytest.mark.parametrize("tpr,rpt,n_vec", [(None, None, 1), (4, 1, 1), (8, 2, 3), (32, 4, 1),
                                            (2, 4, 2)])
-@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q4_K"])
+@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q4_K", "Q8_0"])
 def test_matvec_v4_fine(gpu, run, t, tpr, rpt, n_vec):
     rows = 53
     cols = 512 if t == "Q4_K" else 384
