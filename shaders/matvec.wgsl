@@ -12,10 +12,11 @@
 //   3  p    : Params            uniform (below)
 //   4  bias : array<f32>        (out_rows,) f32, only with the BIAS define
 // Defines: one layout; NV (vectors, 1..8), NV1 (NV == 1); RPT (rows per thread: 1, 2 or 4), R2 /
-// R4 (RPT == 2 / 4), VT (f32, vec2<f32>, vec4<f32>: RPT sums); RED = WG * NV; SUBGROUPS
-// (reduce with subgroup shuffles; SG_ENABLE adds Dawn's enable directive); BIAS; ACC (y += instead
-// of y =); SCALAR (dense layouts whose cols are
-// not a multiple of the vector unit: one element per unit, x as scalars).
+// R4 (RPT == 2 / 4), VT (f32, vec2<f32>, vec4<f32>: RPT sums); RED = WG * NV; SUBGROUPS (reduce
+// with subgroup shuffles; SG_ENABLE adds Dawn's enable directive); BIAS; ACC (y += instead of
+// y =); SCALAR (dense layouts whose cols are not a multiple of the vector unit: one element per
+// unit, x as scalars); V4 (dense layouts: w bound as array<vec4<u32>>, one 16-byte load per
+// unit); FINE (q4_1, q8_0a: 8-element units whose consecutive lanes read consecutive words).
 // WG: invocations per workgroup (256; CPU adapters use fewer so that small matrices still give
 // each core workgroups); NORED (TPR == 1: no reduction, hence no barrier and no workgroup memory,
 // which CPU adapters need: a barrier there costs far more than the arithmetic).
@@ -30,12 +31,11 @@
 //
 // Workgroup: WG invocations = WG / TPR row groups x TPR threads; each thread owns RPT
 // consecutive rows. A thread walks units u = lane, lane + TPR, ... (a unit is what one thread
-// decodes per step: 4 dense elements or 32 quantized ones, 4..12 words of W; see dotu() per
-// layout), loads the unit's x values once per vector (xload) and applies them to its RPT rows,
-// keeping NV * RPT partial sums in registers. The TPR partial sums of each row are then added by
-// subgroup shuffles plus at most one barrier (SUBGROUPS) or a workgroup-memory tree (log2(TPR)
-// barriers). Consecutive lanes read consecutive units, so
-// each row's bytes are read contiguously.
+// decodes per step: 4 dense elements, 8-32 quantized ones; see dotu() per layout), loads the
+// unit's x values once per vector (xload) and applies them to its RPT rows, keeping NV * RPT
+// partial sums in registers. The TPR partial sums of each row are then added by subgroup
+// shuffles plus at most one barrier (SUBGROUPS) or a workgroup-memory tree (log2(TPR)
+// barriers). Consecutive lanes read consecutive units, so each row's bytes are read contiguously.
 // Dispatch: grid(ceil(rows / (RPT * WG / TPR))) from app/kernels/grid.py (spills into y).
 
 #if SG_ENABLE
@@ -149,6 +149,15 @@ fn x8(o: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32, d6: u32, d7:
 }
 
 #ifndef SCALAR
+// The 4 words of a dense unit at word b (b % 4 == 0): one 16-byte load under V4.
+fn w4(b: u32) -> vec4<u32> {
+#if V4
+    return w[b >> 2u];
+#else
+    return vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u]);
+#endif
+}
+
 // Two consecutive x vec4s (the dense 8-element units).
 fn x2(o: u32) -> X8 {
     let z = vec4<f32>(0.0);
@@ -180,24 +189,14 @@ fn xload(o: u32, u: u32) -> X8 {
     return X8(xat(o + u), z, z, z, z, z, z, z, vec2<f32>(0.0));
 }
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
-    let b = rb + 4u * u;
-#if V4
-    return dot(bitcast<vec4<f32>>(w[b >> 2u]), X.a0);
-#else
-    return dot(bitcast<vec4<f32>>(vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u])), X.a0);
-#endif
+    return dot(bitcast<vec4<f32>>(w4(rb + 4u * u)), X.a0);
 }
 #endif
 #if F16
 // f16, cols % 8 == 0: unit = 8 elements = 4 words (element pairs, low half first).
 fn xload(o: u32, u: u32) -> X8 { return x2(o + 2u * u); }
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
-    let b = rb + 4u * u;
-#if V4
-    let q = w[b >> 2u];
-#else
-    let q = vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u]);
-#endif
+    let q = w4(rb + 4u * u);
     return dot(vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)), X.a0) +
            dot(vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w)), X.a1);
 }
@@ -206,12 +205,7 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 // bf16, cols % 8 == 0: unit = 8 elements = 4 words.
 fn xload(o: u32, u: u32) -> X8 { return x2(o + 2u * u); }
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
-    let b = rb + 4u * u;
-#if V4
-    let q = w[b >> 2u];
-#else
-    let q = vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u]);
-#endif
+    let q = w4(rb + 4u * u);
     return dot(vec4<f32>(mv_bf16(q.x), mv_bf16(q.y)), X.a0) +
            dot(vec4<f32>(mv_bf16(q.z), mv_bf16(q.w)), X.a1);
 }
@@ -311,35 +305,6 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
 #endif
 #endif
 #if Q4_K
-#if FINE
-// q4_k FINE: unit = 2 qs words (16 elements) of super-block u/16: jj = u % 16, pair c = jj / 4,
-// t = jj % 4: qs words 8c + 2t, +1 = bytes 32c + 8t .. +7, i.e. elements 64c + 8t + 0..7 (low
-// nibbles, sub-block 2c; x in a0, a1) and 64c + 32 + 8t + 0..7 (high, 2c + 1; a2, a3).
-// Consecutive lanes read consecutive 8 B of W and 32 B runs of x (coalesced); the 4 header
-// words are shared by the super-block's 16 lanes.
-fn xload(o: u32, u: u32) -> X8 {
-    let jj = u & 15u;
-    let k = o + 64u * (u >> 4u) + 16u * (jj >> 2u) + 2u * (jj & 3u);
-    let a0 = xat(k); let a1 = xat(k + 1u); let a2 = xat(k + 8u); let a3 = xat(k + 9u);
-    let z = vec4<f32>(0.0);
-    let one = vec4<f32>(1.0);
-    return X8(a0, a1, a2, a3, z, z, z, z, vec2<f32>(dot(a0 + a1, one), dot(a2 + a3, one)));
-}
-fn dotu(rb: u32, u: u32, X: X8) -> f32 {
-    let jj = u & 15u;
-    let c = jj >> 2u;
-    let b = rb + 36u * (u >> 4u);
-    let dd = unpack2x16float(w[b]);
-    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
-    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
-    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
-    let qb = b + 4u + 8u * c + 2u * (jj & 3u);
-    let q0 = w[qb]; let q1 = w[qb + 1u];
-    let lo = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1);
-    let hi = dot(nib_hi(q0), X.a2) + dot(nib_hi(q1), X.a3);
-    return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
-}
-#else
 // q4_k: super-block of 256 = 36 words; unit = 1/8 super-block = 8 words read: header (d|dmin,
 // 3 scale words) + 4 qs words. Unit u: super-block u/8, pair c = (u/2)%4, half h = u%2: qs bytes
 // 32c + 16h .. +16 give elements 64c + 16h + t (low nibble, sub-block 2c; x in a0..a3) and
@@ -364,7 +329,6 @@ fn dotu(rb: u32, u: u32, X: X8) -> f32 {
              dot(nib_hi(q3), X.a7);
     return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
 }
-#endif
 #endif
 #if Q5_K
 // q5_k: super-block of 256 = 44 words [d|dmin, scales x3, qh x8, qs x32]; unit as q4_k

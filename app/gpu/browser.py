@@ -17,8 +17,8 @@ from pyodide.ffi import JsException, JsProxy, create_proxy, to_js
 
 from .device import (ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, BufferUsage, Device,
                      is_cpu_adapter)
-from .errors import (DeviceLostError, GPUOutOfMemoryError, GPUValidationError,
-                     ShaderCompileError, WebGPUUnavailableError)
+from .errors import (GPUOutOfMemoryError, GPUValidationError, ShaderCompileError,
+                     WebGPUUnavailableError)
 
 
 _REPLAY_JS = Path(__file__).with_name("replay.js")
@@ -169,9 +169,7 @@ class BrowserDevice(Device):
             raise GPUValidationError(f"{what}: {validation.message}")
 
     def _on_lost(self, info):
-        self.lost = DeviceLostError(str(info.reason), str(info.message))
-        for cb in list(self.lost_callbacks):
-            cb(self.lost)
+        self._mark_lost(str(info.reason), str(info.message))
 
     def destroy(self):
         self._device.destroy()

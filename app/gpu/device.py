@@ -241,6 +241,13 @@ class Device:
         if self.lost is not None:
             raise self.lost
 
+    def _mark_lost(self, reason: str, message: str) -> None:
+        """Record the loss (later calls raise it) and tell the lost_callbacks, once."""
+        if self.lost is None:
+            self.lost = DeviceLostError(reason, message)
+            for cb in list(self.lost_callbacks):
+                cb(self.lost)
+
     def memory(self) -> dict:
         return {**self.ledger.snapshot(), "limit": self.limits["maxBufferSize"]}
 

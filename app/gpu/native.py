@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 from .device import ENGINE_LIMITS, OPTIONAL_FEATURES, AdapterInfo, Device, is_cpu_adapter
-from .errors import (DeviceLostError, GPUOutOfMemoryError, GPUValidationError,
-                     ShaderCompileError, WebGPUUnavailableError)
+from .errors import (GPUOutOfMemoryError, GPUValidationError, ShaderCompileError,
+                     WebGPUUnavailableError)
 
 # wgpu-py names the subgroups feature "subgroup"; the engine uses the WebGPU spec's names.
 _FEATURE_ALIASES = {"subgroups": "subgroup"}
@@ -129,10 +129,7 @@ class NativeDevice(Device):
         """Destroy the device. wgpu-native reports no loss here, so the device marks itself lost
         (reason "destroyed", as WebGPU's device.lost does) and later calls raise DeviceLostError."""
         self._device.destroy()
-        if self.lost is None:
-            self.lost = DeviceLostError("destroyed", "the device was destroyed.")
-            for cb in list(self.lost_callbacks):
-                cb(self.lost)
+        self._mark_lost("destroyed", "the device was destroyed.")
 
 
 async def open_native_device(power_preference: str = "high-performance") -> NativeDevice:

@@ -109,11 +109,11 @@ def rows_per_thread(n_vec: int) -> int:
 
 # Dense layouts (vector path) read each unit's 4 words with one vec4 load (V4 define).
 V4_DEFAULT = os.environ.get("LOCALLLM_MV_V4", "1") == "1"   # "0": scalar loads (benchmarks)
-# FINE units (q4_1: one quant word = 8 elements; q4_k: two words = 16): consecutive lanes read
-# consecutive words of W and runs of x (coalesced loads); see shaders/matvec.wgsl.
-FINE_UNIT = {"q4_1": 8, "q4_k": 16, "q8_0a": 8}
+# FINE units (q4_1: one quant word = 8 elements; q8_0a: two words = 8): consecutive lanes read
+# consecutive words of W and runs of x (coalesced loads); see shaders/matvec.wgsl. (q4_k FINE
+# units of 16 elements measured slower on the H100, two 6-bit scale pairs unpacked per unit.)
+FINE_UNIT = {"q4_1": 8, "q8_0a": 8}   # used by default on GPUs (FINE_DEFAULT)
 FINE_DEFAULT = os.environ.get("LOCALLLM_MV_FINE", "1") == "1"   # "0": 1-block units (benchmarks)
-FINE_AUTO = ("q4_1", "q8_0a")  # q4_k's FINE units measured slower (more scale unpacking)
 # q8_0a FINE: 2 rows per thread (H100 sweep, Dawn: 4096x4096 39% -> 56% of the probe, 4096x14336
 # 68% -> 77%, vs 4 rows; 14336x4096 75-76% either way; 1-block units: 33-42%).
 FINE_RPT = {"q8_0a": 2}
@@ -131,11 +131,6 @@ def plan(layout: str, cols: int, fine: bool = False) -> tuple[bool, int, int]:
     if fine:
         elems = FINE_UNIT[layout]
     return False, cols // elems, row_bytes(layout, cols) // 4
-
-
-def params_for(dev: Device, ch, w: GPUWeight, units: int, row_words: int, xs: int) -> Buffer:
-    return shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows, xs, 0,
-                         label="matvec.params")
 
 
 def workgroups(rows: int, tpr: int, rpt: int, wg: int = WG) -> int:
@@ -242,7 +237,7 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
         v4 = V4_DEFAULT and not cpu
     v4 = v4 and v4_ok(w.layout, w.cols)
     if fine is None:
-        fine = FINE_DEFAULT and not cpu and w.layout in FINE_AUTO
+        fine = FINE_DEFAULT and not cpu
     fine = fine and w.layout in FINE_UNIT
     scalar, units, row_words = plan(w.layout, w.cols, fine)
     xs = xw if scalar else xw // 4
@@ -263,7 +258,9 @@ async def matvec(dev: Device, w: GPUWeight, x: Buffer, out: Buffer | None = None
                    # Dawn needs the enable directive; wgpu-native's naga rejects it (and needs none)
                    "SG_ENABLE": subgroups and dev.backend == "browser"}
         consts = {"TPR": c_tpr}
-        bufs = [ch.buffer, xbind, out, params_for(dev, ch, w, units, row_words, xs)]
+        params = shape_uniform(dev, "<8I", ch.rows, w.cols, units, row_words, ch.row0, w.rows,
+                               xs, 0, label="matvec.params")
+        bufs = [ch.buffer, xbind, out, params]
         if bias is not None:
             bufs.append(bias)
         if norm is not None:

@@ -61,6 +61,20 @@ def case(dev, t, rows, cols, n_vec, splits=(), rng=None):
     return w, x, ref, bound
 
 
+def check_case(gpu, run, c, n_vec, **kw):
+    """Run matvec (keyword arguments kw) on case() c, check y against its bound, free it all."""
+    w, x, ref, bound = c
+    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
+    gy = run(matvec(gpu, w, gx, n_vec=n_vec, **kw))
+    rows = w.rows
+    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
+    assert np.all(np.abs(y - ref) <= bound + 1e-30), \
+        f"max err/bound {np.max(np.abs(y - ref) / (bound + 1e-30)):.3g}"
+    for b in (gx, gy):
+        gpu.destroy_buffer(b)
+    w.destroy(gpu)
+
+
 def blocks_cols(t, nblocks):
     return GGUF_BLOCK[t][0] * nblocks
 
@@ -85,15 +99,8 @@ def test_matvec_matches_reference(gpu, run, t, rows, nb, n_vec, cpu, subgroups):
     if subgroups:
         need_subgroups(gpu, subgroups)
     cols = blocks_cols(t, nb)
-    w, x, ref, bound = case(gpu, t, rows, cols, n_vec)
-    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
-    gy = run(matvec(gpu, w, gx, n_vec=n_vec, subgroups=subgroups, cpu=cpu))
-    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
-    err = np.abs(y - ref)
-    assert np.all(err <= bound + 1e-30), f"max err/bound {np.max(err / (bound + 1e-30)):.3g}"
-    for b in (gx, gy):
-        gpu.destroy_buffer(b)
-    w.destroy(gpu)
+    check_case(gpu, run, case(gpu, t, rows, cols, n_vec), n_vec=n_vec, subgroups=subgroups,
+               cpu=cpu)
 
 
 @pytest.mark.parametrize("t", TYPES)
@@ -149,15 +156,8 @@ def test_many_workgroups_spill_into_y(gpu, run, t, tpr):
 def test_reduction_shapes(gpu, run, t, tpr, rpt, n_vec, subgroups):
     need_subgroups(gpu, subgroups)
     rows, cols = 70, blocks_cols(t, 9 if t == "Q4_0" else 2)
-    w, x, ref, bound = case(gpu, t, rows, cols, n_vec)
-    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
-    gy = run(matvec(gpu, w, gx, n_vec=n_vec, tpr=tpr, rpt=rpt, subgroups=subgroups))
-    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
-    assert np.all(np.abs(y - ref) <= bound + 1e-30), \
-        f"max err/bound {np.max(np.abs(y - ref) / (bound + 1e-30)):.3g}"
-    for b in (gx, gy):
-        gpu.destroy_buffer(b)
-    w.destroy(gpu)
+    check_case(gpu, run, case(gpu, t, rows, cols, n_vec), n_vec=n_vec, tpr=tpr, rpt=rpt,
+               subgroups=subgroups)
 
 
 def test_choose_spreads_small_matrices():
@@ -260,23 +260,16 @@ def test_matvec_glu_rejects_bad_arguments(gpu, run):
 
 
 # The vec4-load variant (V4: dense layouts read each unit with one 16-byte load) and the FINE
-# units (q4_1: one quant word per unit; q4_k: two), same sums, so the same bound. Rows per
+# units (q4_1: one quant word per unit; q8_0a: two), same sums, so the same bound. Rows per
 # thread 1/2/4, 1 and 3 vectors, chunked weights, partial row groups, GLU-free.
 @pytest.mark.parametrize("tpr,rpt,n_vec", [(None, None, 1), (4, 1, 1), (8, 2, 3), (32, 4, 1),
                                            (2, 4, 2)])
-@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q4_K", "Q8_0"])
+@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0"])
 def test_matvec_v4_fine(gpu, run, t, tpr, rpt, n_vec):
     rows = 53
-    cols = 512 if t == "Q4_K" else 384
-    w, x, ref, bound = case(gpu, t, rows, cols, n_vec, splits=(17,))
-    gx = gpu.upload(x.tobytes(), kind="activations", label="x")
-    gy = run(matvec(gpu, w, gx, n_vec=n_vec, tpr=tpr, rpt=rpt, v4=True, fine=True, cpu=False))
-    y = np.frombuffer(run(gpu.read(gy)), np.float32)[:n_vec * rows].reshape(n_vec, rows)
-    assert np.all(np.abs(y - ref) <= bound + 1e-30), \
-        f"max err/bound {np.max(np.abs(y - ref) / (bound + 1e-30)):.3g}"
-    for b in (gx, gy):
-        gpu.destroy_buffer(b)
-    w.destroy(gpu)
+    cols = 384
+    check_case(gpu, run, case(gpu, t, rows, cols, n_vec, splits=(17,)), n_vec=n_vec, tpr=tpr,
+               rpt=rpt, v4=True, fine=True, cpu=False)
 
 
 # NORM: rmsnorm folded into the matvec (decode's qkv / gate_up / lm_head): x = xr * g' (as the

@@ -16,17 +16,8 @@ from app.runtime.fetch import part_paths
 from app.runtime.native import NativePlatform
 from app.store.errors import IntegrityError
 from tests.fault_server import Fault, FaultServer
+from tests.gpu.test_runtime import CTX, Q, record
 from tests.fixtures_tokenizer import gemma_gguf  # noqa: F401  (fixture)
-
-CTX = 256
-Q = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-def record(rt) -> list:
-    seen: list = []
-    for name in ("loading", "progress", "ready", "error", "memory-warning", "status"):
-        rt.on(name, lambda d, name=name: seen.append((name, d)))
-    return seen
 
 
 class HookedPlatform(NativePlatform):
@@ -146,18 +137,8 @@ def test_init_failures_then_a_clean_init(gpu, run, tmp_path, smollm2_gguf):
     assert rt.runtime_info()["memory"]["total"] == rt.baseline
 
 
-class HeaderServer(FaultServer):
-    def __init__(self, files):
-        super().__init__(files)
-        self.auth: list = []
-
-    async def _handle(self, request):
-        self.auth.append(request.headers.get("Authorization"))
-        return await super()._handle(request)
-
-
 def test_download_resume_and_integrity(gpu, run, tmp_path, smollm2_gguf):
-    srv = HeaderServer({"smol.gguf": smollm2_gguf}).start()
+    srv = FaultServer({"smol.gguf": smollm2_gguf}).start()
     try:
         size = smollm2_gguf.stat().st_size
         sha = hashlib.sha256(smollm2_gguf.read_bytes()).hexdigest()
@@ -179,14 +160,13 @@ def test_download_resume_and_integrity(gpu, run, tmp_path, smollm2_gguf):
         assert not list((tmp_path / "served-bad").iterdir())          # the bad file is gone
 
         srv.reset()
-        srv.auth.clear()
         seen.clear()
         cut = 30 << 20
         srv.inject("smol.gguf", Fault("drop", after=cut))
         r = run(rt.init("served-smollm2", context_length=CTX, hf_token="hf_test_token"))
         gets = srv.gets()
         assert [g.range for g in gets] == ["bytes=0-", f"bytes={cut}-"]
-        assert srv.auth == ["Bearer hf_test_token"] * 2
+        assert [h.authorization for h in srv.log] == ["Bearer hf_test_token"] * 2
         prog = [d for n, d in seen if n == "progress"]
         phases = [d["phase"] for d in prog]
         assert phases[0] == "download" and phases[-1] == "compile"
