@@ -44,6 +44,9 @@ EXTRA_VENDOR = {
     "@huggingface/jinja": ["dist/index.js"],
     # Incremental SHA-256 (WASM) for whole-file checks; SubtleCrypto cannot hash in parts.
     "hash-wasm": ["dist/sha256.umd.min.js"],
+    # llama.cpp compiled to WebAssembly: the CPU backend (app/cpu), loaded only when it is used.
+    # index.js is one self-contained ES module; it fetches wllama.wasm from the path it is given.
+    "@wllama/wllama": ["esm/index.js", "esm/wasm/wllama.wasm"],
 }
 # Everything under these source paths feeds the build; a newer mtime means dist/ is stale.
 SOURCES = ["index.html", "boot.py", "static", "app", "shaders", "package-lock.json", "build.py"]
@@ -184,7 +187,7 @@ def precache(out: Path) -> dict:
         # Model weights are cached in IndexedDB by app/store, not precached; the catalog is
         # precached so the model list is there offline.
         weights = rel.startswith("models/") and rel != "models/catalog.json"
-        if path.is_file() and not weights and rel != "sw.js":
+        if path.is_file() and not weights and rel not in ("sw.js", "_headers"):
             files[rel] = sha256_file(path)
     version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
     manifest = {"version": version, "files": files}
@@ -254,6 +257,9 @@ def build(out: Path = DIST) -> dict:
     else:
         (tmp / "models").mkdir()
     bundle_models(tmp / "models")
+    # Netlify / Cloudflare Pages read _headers: the same isolation headers as `serve`.
+    (tmp / "_headers").write_text("/*\n" + "".join(f"  {k}: {v}\n"
+                                                   for k, v in ISOLATION_HEADERS.items()))
     manifest = precache(tmp)
     if out.exists():
         shutil.rmtree(out)
@@ -277,8 +283,18 @@ def is_stale(out: Path = DIST) -> bool:
     return not stamp.exists() or stamp.stat().st_mtime < newest_source_mtime()
 
 
-def make_app(root: Path):
-    """aiohttp application serving `root` with Range support and correct MIME types."""
+# Cross-origin isolation: with these two headers on every response the page (and its workers)
+# may use SharedArrayBuffer, which the CPU backend (wllama) needs for its threads. Everything
+# the site loads is same-origin, and model hosts answer CORS requests, so nothing breaks. Static
+# hosts: docs/cpu-backend.md lists how to set them (build.py writes dist/_headers for hosts
+# that read that file).
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin",
+                     "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+def make_app(root: Path, isolate: bool = True):
+    """aiohttp application serving `root` with Range support and correct MIME types, and the
+    cross-origin isolation headers unless `isolate` is False."""
     from aiohttp import web
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -298,6 +314,8 @@ def make_app(root: Path):
             if "charset=" in ctype:
                 resp.charset = ctype.split("charset=")[1]
         resp.headers["Accept-Ranges"] = "bytes"
+        if isolate:
+            resp.headers.update(ISOLATION_HEADERS)
         # The service worker and its manifest must be revalidated so updates are seen.
         if path.name in ("sw.js", "precache-manifest.json", "index.html"):
             resp.headers["Cache-Control"] = "no-cache"
@@ -308,8 +326,10 @@ def make_app(root: Path):
     return app
 
 
-def serve(host: str, port: int, out: Path = DIST) -> None:
-    """Serve `out` until interrupted; port 0 picks a free port. Prints the URL once listening."""
+def serve(host: str, port: int, out: Path = DIST, isolate: bool = True) -> None:
+    """Serve `out` until interrupted; port 0 picks a free port. Prints the URL once listening.
+    isolate=False leaves out the cross-origin isolation headers (the CPU backend then runs on
+    one thread)."""
     import asyncio
 
     from aiohttp import web
@@ -319,7 +339,7 @@ def serve(host: str, port: int, out: Path = DIST) -> None:
         print(f"built {out} (cache version {manifest['version']})", flush=True)
 
     async def run() -> None:
-        runner = web.AppRunner(make_app(out), access_log=None)
+        runner = web.AppRunner(make_app(out, isolate), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -344,10 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="build if stale, then serve dist/")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    s.add_argument("--no-isolation", action="store_true",
+                   help="leave out the COOP/COEP headers (the CPU backend then uses one thread)")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "serve":
-            serve(args.host, args.port)
+            serve(args.host, args.port, isolate=not args.no_isolation)
         else:
             manifest = build()
             print(f"built {DIST} with {len(manifest['files'])} files, cache version {manifest['version']}")

@@ -6,8 +6,9 @@ through app.runtime.client and never opens the GPU itself.
 
 Exposes `window.localLLMDiagnostics.selfTest(m, n, k, seed)` (a Promise of a JSON string with the
 inputs, outputs and error of a matmul run in the worker) so that tests and curious users can
-re-run the GPU check. `document.body.dataset.pyReady` is "1" once the page is up, "error" when
-WebGPU (or the engine) is unavailable.
+re-run the GPU check. `document.body.dataset.pyReady` is "1" once the page is up (without
+WebGPU too, when the CPU backend can run models: a notice says so), "error" when the engine, or
+both WebGPU and the CPU backend, are unavailable.
 """
 from __future__ import annotations
 
@@ -38,12 +39,20 @@ async def start() -> None:
     llm.on("status", ui.engine_status)
     llm.on("progress", ui.progress)
     llm.on("ready", lambda _detail: _refresh_memory(llm, ui))
+    llm.on("backend", ui.backend)
     ui.status("Opening the GPU…")
     try:
         ui.runtime(await llm.check_webgpu())
     except RuntimeAPIError as e:
-        ui.error("WebGPU is unavailable", str(e.args[0]))
-        document.body.dataset.pyReady = "error"
+        if not info.get("cpu_available"):
+            ui.error("WebGPU is unavailable", str(e.args[0]))
+            document.body.dataset.pyReady = "error"
+            return
+        # Models still run, on the CPU backend (init's backend="auto" picks it).
+        ui.notice("WebGPU is unavailable — chats run on the CPU (slower)", str(e.args[0]))
+        ui.backend({"backend": "cpu", "reason": "WebGPU is unavailable"})
+        ui.engine_status(llm.status())
+        document.body.dataset.pyReady = "1"
         return
 
     async def self_test(m=37, n=29, k=45, seed=None):

@@ -136,16 +136,18 @@ def chromium_executable() -> str | None:
 
 class Server:
     """build.py's server on 127.0.0.1 (a free port) for a built `dist`, in a subprocess:
-    `start()` returns once it listens (`url` set); `stop()` may be called more than once."""
+    `start()` returns once it listens (`url` set); `stop()` may be called more than once.
+    isolate=False: without the cross-origin isolation headers (build.ISOLATION_HEADERS)."""
 
-    def __init__(self, dist: Path):
+    def __init__(self, dist: Path, isolate: bool = True):
         self.dist = dist
+        self.isolate = isolate
         self.proc = None
         self.url = None
 
     def start(self) -> "Server":
         code = ("import sys, build, pathlib; sys.exit(build.serve('127.0.0.1', 0, "
-                f"pathlib.Path({str(self.dist)!r})))")
+                f"pathlib.Path({str(self.dist)!r}), isolate={self.isolate!r}))")
         self.proc = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in self.proc.stdout:

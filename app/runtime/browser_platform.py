@@ -177,6 +177,16 @@ class BrowserPlatform(Platform):
         return {"cached": complete, "partial": not complete and stored > 0, "bytes": stored}
 
     # -- loading ----------------------------------------------------------------------------
+    @staticmethod
+    def _auth_specs(entry, hf_token):
+        specs = list(entry.files)
+        if hf_token:
+            # The token goes to the model's own file URLs only, in memory (FileSpec.headers:
+            # never stored in IndexedDB, never logged); shards named by an index inherit it.
+            auth = (("Authorization", f"Bearer {hf_token}"),)
+            specs = [replace(sp, headers=auth) for sp in specs]
+        return specs
+
     async def load(self, dev, entry, progress, *, context_length=None, kv_dtype="f16",
                    hf_token=None, **options):
         """Download (phase "download"), open (phase "cache") and upload (phase "upload") the
@@ -184,12 +194,7 @@ class BrowserPlatform(Platform):
         the GPU when it fails. `options` go to app.models.load_model (e.g. quantize)."""
         from app.store.load import load_cached_model, model_files
         store = await self.store()
-        specs = list(entry.files)
-        if hf_token:
-            # The token goes to the model's own file URLs only, in memory (FileSpec.headers:
-            # never stored in IndexedDB, never logged); shards named by an index inherit it.
-            auth = (("Authorization", f"Bearer {hf_token}"),)
-            specs = [replace(sp, headers=auth) for sp in specs]
+        specs = self._auth_specs(entry, hf_token)
 
         def report(event: dict) -> None:
             if progress is not None:
@@ -205,6 +210,35 @@ class BrowserPlatform(Platform):
             model.destroy()
             raise
         return model, tokenizer
+
+    def cpu_unavailable(self) -> str | None:
+        if "@wllama/wllama" not in self._versions:
+            return ("this site was built without the CPU backend's files (vendor/wllama-wllama); "
+                    "rebuild it with build.py")
+        return None
+
+    async def load_cpu(self, entry, progress, *, context_length=None, hf_token=None,
+                       threads=None):
+        """The CPU backend (app/cpu): the same cached GGUF bytes, read into a Blob for wllama."""
+        from app.cpu import CpuBackendUnavailableError
+        from app.cpu.load import load_cpu_model
+        reason = self.cpu_unavailable()
+        if reason:
+            raise CpuBackendUnavailableError(reason)
+        store = await self.store()
+
+        def report(event: dict) -> None:
+            if progress is not None:
+                text = event.get("text") or progress_text(event)
+                if event.get("phase") == "upload":
+                    text = "Loading the weights into memory (CPU backend)"
+                progress({**event, "text": text})
+
+        model, tok = await load_cpu_model(store, self._auth_specs(entry, hf_token), self.site,
+                                          self._tokenizer, progress=report,
+                                          context_length=context_length, threads=threads)
+        model.info = replace(model.info, wllama=self._versions.get("@wllama/wllama"))
+        return model, tok
 
     async def _tokenizer(self, store, fmt: str, specs):
         from app.tokenizer import Tokenizer

@@ -4,10 +4,12 @@ Events (name -> detail), the same in Python (rt.on) and JS (CustomEvent "local-l
     loading         {model}
     progress        {progress 0..1 (never decreases; the last one of a load is 1.0),
                      phase: download | cache | upload | compile, loaded_bytes, total_bytes, text}
-    ready           {model, load_s}
+    ready           {model, load_s, backend}
     error           {name, message, model}
     memory-warning  {used_bytes, budget_bytes, text}
-    status          {state, model, progress, error}   (rt.status() at each change)
+    status          {state, model, progress, error, backend, backend_reason}
+                    (rt.status() at each change)
+    backend         {model, backend: "cpu", reason}   (a load goes to the CPU backend, and why)
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import logging
 import time
 from typing import Callable
 
-EVENTS = ("loading", "progress", "ready", "error", "memory-warning", "status")
+EVENTS = ("loading", "progress", "ready", "error", "memory-warning", "status", "backend")
 PHASES = ("download", "cache", "upload", "compile")
 # Share of the overall progress given to the platform's load (download + cache + upload); the
 # compile warm-up (first prefill and decode: pipelines compile) takes the rest.

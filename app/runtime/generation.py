@@ -62,7 +62,6 @@ async def generate(model, tok, stop_ids: set, req: Request, put) -> None:
         async for out in gen:
             if t_first is None:
                 t_first = time.perf_counter()
-                cached = model.stats.get("prefill_reused", 0)
             tid = out.id if want_lp else out
             n += 1
             text = detok.push(tid)
@@ -82,6 +81,9 @@ async def generate(model, tok, stop_ids: set, req: Request, put) -> None:
             await asyncio.sleep(0)
     finally:
         await gen.aclose()
+    if t_first is not None:
+        # Read after the generation: the CPU backend learns it from llama.cpp's last chunk.
+        cached = model.stats.get("prefill_reused", 0)
     if finish is None:
         finish = "abort" if req.aborted else "length"
     tail = detok.finish()

@@ -142,9 +142,14 @@ class Inference:
                         stop = loaded.chat_stop if req.kind == "chat" else loaded.raw_stop
                         await generate(loaded.model, loaded.tok, stop, req, put)
                 except DeviceLostError as e:
-                    self._loaded = None     # its buffers went with the device
+                    self._lost, self._loaded = loaded, None   # its buffers went with the device
                     self._fail(e, req.model)
-                    raise
+                    # This request fails now; with cpu_fallback the model is then loaded on
+                    # the CPU backend inside this turn, so the next request runs there.
+                    req.finished = True
+                    req.items.put_nowait(_Failure(e))
+                    await self.fall_back_to_cpu(f"the GPU device was lost ({e})")
+                    return
                 finally:
                     if self._state == "generating":
                         self._set(state="ready")

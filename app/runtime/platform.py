@@ -55,6 +55,19 @@ class Platform:
         """Relay of every event the service fires (browser: postMessage to the page)."""
         raise NotImplementedError
 
+    def cpu_unavailable(self) -> str | None:
+        """None when load_cpu works here, else why not (said to the user). Default: none."""
+        return ("the CPU backend (llama.cpp in WebAssembly) runs in the browser only; under "
+                "CPython WebGPU runs on a CPU Vulkan driver instead (mesa-vulkan-drivers: lavapipe)")
+
+    async def load_cpu(self, entry, progress: Callable[[dict], None], *,
+                       context_length: int | None, hf_token: str | None,
+                       threads: int | None = None):
+        """(CpuModel, Tokenizer) of a CatalogModel on the CPU backend (app/cpu), downloading
+        what is missing first; progress as load(). Only where cpu_unavailable() is None."""
+        from app.cpu import CpuBackendUnavailableError
+        raise CpuBackendUnavailableError(self.cpu_unavailable())
+
     async def local_model(self, model_id: str, catalog):
         """A CatalogModel (added to `catalog`) for a model id that is not in the catalog but
         names something this platform can load directly (native: a file or folder path), or

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..gpu import WebGPUUnavailableError
+from .backend import BackendChoice, check_backend, choose_backend
 from ..kernels.sampling import SamplingParams
 from ..tokenizer.chat import ChatFormat
 from .errors import ModelNotFoundError
@@ -76,6 +77,8 @@ class LocalLLM(Inference):
         self._loaded: Loaded | None = None
         self._serial = 0
         self._state, self._model, self._progress, self._error = "idle", None, 0.0, None
+        self._backend: BackendChoice | None = None   # of the loaded (or loading) model
+        self._lost: Loaded | None = None              # the model a lost device took
         self._pending: list[Request] = []     # chat/complete requests not finished, in order
         self._loads_pending = 0               # init/switch calls not finished
         self._tasks: set = set()
@@ -88,19 +91,23 @@ class LocalLLM(Inference):
         return self._events.on(name, callback)
 
     def status(self) -> dict:
+        """state, model, progress, error, and backend: "webgpu" | "cpu" of the loaded (or
+        loading) model, None without one; backend_reason: why auto picked the CPU."""
+        b = self._backend
         return {"state": self._state, "model": self._model, "progress": self._progress,
-                "error": dict(self._error) if self._error else None}
+                "error": dict(self._error) if self._error else None,
+                "backend": b.name if b else None, "backend_reason": b.reason if b else None}
 
     def _set(self, **changes) -> None:
-        before = (self._state, self._model, self._error)
+        before = (self._state, self._model, self._error, self._backend)
         for k, v in changes.items():
             setattr(self, "_" + k, v)
-        if (self._state, self._model, self._error) != before:
+        if (self._state, self._model, self._error, self._backend) != before:
             self._events.emit("status", self.status())
 
     def _fail(self, e: BaseException, model_id) -> None:
         err = {"name": type(e).__name__, "message": str(e) or type(e).__name__}
-        self._set(state="error", model=None, progress=0.0, error=err)
+        self._set(state="error", model=None, progress=0.0, error=err, backend=None)
         self._events.emit("error", {**err, "model": model_id})
 
     # -- the device ---------------------------------------------------------------------------
@@ -140,7 +147,19 @@ class LocalLLM(Inference):
         if dev is not None:
             memory = {**dev.ledger.snapshot(), "budget": self.platform.memory_budget(dev),
                       "baseline": self.baseline}
-        return {**info, "platform": self.platform.name, "memory": memory,
+        b, loaded = self._backend, self._loaded
+        cpu = None
+        if b is not None and b.name == "cpu":
+            info["backend"] = "cpu"
+            if loaded is not None and getattr(loaded.model, "info", None) is not None:
+                i = loaded.model.info
+                cpu = {"engine": "llama.cpp (wllama, WebAssembly)", "threads": i.threads,
+                       "multithread": i.multithread,
+                       "cross_origin_isolated": i.cross_origin_isolated,
+                       "llama_cpp": i.llama_cpp, "wllama": i.wllama}
+        return {**info, "backend_reason": b.reason if b else None, "cpu": cpu,
+                "cpu_available": self.platform.cpu_unavailable() is None,
+                "platform": self.platform.name, "memory": memory,
                 "versions": self.platform.versions()}
 
     # -- the catalog --------------------------------------------------------------------------
@@ -203,39 +222,62 @@ class LocalLLM(Inference):
 
     # -- loading --------------------------------------------------------------------------------
     async def init(self, model_id: str | None = None, *, context_length: int | None = None,
-                   kv_dtype: str = "f16", hf_token: str | None = None, **options) -> dict:
+                   kv_dtype: str = "f16", hf_token: str | None = None, backend: str = "auto",
+                   cpu_fallback: bool = False, threads: int | None = None,
+                   **options) -> dict:
         """Load `model_id` (a catalog id; natively also a file/folder path; None = the
-        catalog's default) -> {"model", "load_s"}. Already loaded with the same options: returns
-        at once. Another model loaded: it is unloaded first (queued requests still run on it
-        before; switch_model aborts them). `options`: platform extras (native: quantize)."""
-        opts = {"context_length": context_length, "kv_dtype": kv_dtype, **options}
+        catalog's default) -> {"model", "load_s", "backend"}. Already loaded with the same
+        options: returns at once. Another model loaded: it is unloaded first (queued requests
+        still run on it before; switch_model aborts them).
+
+        backend: "auto" (WebGPU when it works and the model fits, else the CPU backend; see
+        backend.py), "webgpu" or "cpu". cpu_fallback: after a lost GPU device, load the model
+        on the CPU for the next request. threads: the CPU backend's threads (default: by the
+        cores, 1 without cross-origin isolation). `options`: platform extras (native:
+        quantize)."""
+        opts = self._options(context_length, kv_dtype, backend, cpu_fallback, threads, options)
         self._loads_pending += 1
         try:
             async with self._turns.take():
                 entry = await self._resolve_or_fail(model_id)
                 cur = self._loaded
                 if cur is not None and cur.entry.id == entry.id and cur.options == opts:
-                    return {"model": entry.id, "load_s": cur.load_s}
+                    return self._load_result(cur)
                 self._unload_now()
                 return await self._load(entry, opts, hf_token)
         finally:
             self._loads_pending -= 1
 
-    async def switch_model(self, model_id: str | None, **init_options) -> dict:
+    async def switch_model(self, model_id: str | None, *, context_length: int | None = None,
+                           kv_dtype: str = "f16", hf_token: str | None = None,
+                           backend: str = "auto", cpu_fallback: bool = False,
+                           threads: int | None = None, **options) -> dict:
         """Abort the running and queued requests, unload (ledger back to the baseline), then
         load `model_id` like init()."""
+        opts = self._options(context_length, kv_dtype, backend, cpu_fallback, threads, options)
         self._abort_pending()
         self._loads_pending += 1
         try:
             async with self._turns.take():
-                hf_token = init_options.pop("hf_token", None)
-                opts = {"context_length": init_options.pop("context_length", None),
-                        "kv_dtype": init_options.pop("kv_dtype", "f16"), **init_options}
                 entry = await self._resolve_or_fail(model_id)
                 self._unload_now()
                 return await self._load(entry, opts, hf_token)
         finally:
             self._loads_pending -= 1
+
+    @staticmethod
+    def _options(context_length, kv_dtype, backend, cpu_fallback, threads, extra) -> dict:
+        check_backend(backend)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        return {"context_length": context_length, "kv_dtype": kv_dtype, "backend": backend,
+                "cpu_fallback": bool(cpu_fallback), "threads": threads, **extra}
+
+    @staticmethod
+    def _load_result(loaded) -> dict:
+        return {"model": loaded.entry.id, "load_s": loaded.load_s,
+                "backend": getattr(loaded.model, "backend", "webgpu")}
 
     async def unload(self) -> None:
         """Abort the running and queued requests, free every GPU buffer of the model; idle."""
@@ -248,17 +290,32 @@ class LocalLLM(Inference):
         loaded, self._loaded = self._loaded, None
         if loaded is not None:
             loaded.model.destroy()
-            _release_kernel_caches(self._dev)
-            self._set(state="idle", model=None, progress=0.0)
-            left = self._dev.ledger.total - self.baseline
-            if left:
-                log.warning("unload left %d bytes on the GPU ledger: %s", left,
-                            self._dev.ledger.snapshot())
+            self._set(state="idle", model=None, progress=0.0, backend=None)
+            if getattr(loaded.model, "backend", "webgpu") == "webgpu":
+                _release_kernel_caches(self._dev)
+                left = self._dev.ledger.total - self.baseline
+                if left:
+                    log.warning("unload left %d bytes on the GPU ledger: %s", left,
+                                self._dev.ledger.snapshot())
         self._memory.reset()
 
-    async def _load(self, entry, opts: dict, hf_token) -> dict:
-        self._set(state="loading", model=entry.id, progress=0.0, error=None)
+    async def _load(self, entry, opts: dict, hf_token, cpu_reason: str | None = None) -> dict:
+        """Load `entry` on the backend choose_backend picks (the CPU, for `cpu_reason`)."""
+        ctx = opts.get("context_length") or getattr(entry, "context_length", None)
+        choice = failed = None
+        try:
+            choice = (BackendChoice("cpu", cpu_reason) if cpu_reason else
+                      await choose_backend(self, entry, opts["backend"], ctx, opts["kv_dtype"]))
+        except Exception as e:  # noqa: BLE001 - reported below, after the "loading" event
+            failed = e
+        self._set(state="loading", model=entry.id, progress=0.0, error=None, backend=choice)
         self._events.emit("loading", {"model": entry.id})
+        if failed is not None:
+            self._fail(failed, entry.id)
+            raise failed
+        if choice.name == "cpu":
+            self._events.emit("backend", {"model": entry.id, "backend": "cpu",
+                                          "reason": choice.reason})
         t0 = time.perf_counter()
 
         def on_progress(d: dict) -> None:
@@ -268,22 +325,19 @@ class LocalLLM(Inference):
         tracker = LoadProgress(on_progress)
         model = None
         try:
-            dev = await self._device()
-            ctx = opts.get("context_length") or getattr(entry, "context_length", None)
-            self._memory.before(entry, dev, self.platform.memory_budget(dev), ctx,
-                                opts.get("kv_dtype", "f16"))
-            extra = {k: v for k, v in opts.items()
-                     if k not in ("context_length", "kv_dtype") and v is not None}
-            model, tok = await self.platform.load(dev, entry, tracker.platform,
-                                                  context_length=ctx, kv_dtype=opts["kv_dtype"],
-                                                  hf_token=hf_token, **extra)
+            if choice.name == "cpu":
+                model, tok = await self.platform.load_cpu(
+                    entry, tracker.platform, context_length=opts.get("context_length"),
+                    hf_token=hf_token, threads=opts.get("threads"))
+            else:
+                model, tok = await self._load_webgpu(entry, opts, hf_token, ctx, tracker)
             chat = await ChatFormat.load(tok)
             await self._warm_up(model, tok, tracker)
         except BaseException as e:
             if model is not None:
                 model.destroy()
             if isinstance(e, asyncio.CancelledError):
-                self._set(state="idle", model=None, progress=0.0)
+                self._set(state="idle", model=None, progress=0.0, backend=None)
             else:
                 self._fail(e, entry.id)
             raise
@@ -300,9 +354,35 @@ class LocalLLM(Inference):
                               chat_stop=chat.stop_ids(),
                               raw_stop={eos} if eos is not None else set())
         self._set(state="ready", progress=1.0)
-        self._events.emit("ready", {"model": entry.id, "load_s": load_s})
+        self._events.emit("ready", {"model": entry.id, "load_s": load_s,
+                                    "backend": choice.name})
         self._memory_check()
-        return {"model": entry.id, "load_s": load_s}
+        return self._load_result(self._loaded)
+
+    async def _load_webgpu(self, entry, opts: dict, hf_token, ctx, tracker):
+        dev = await self._device()
+        self._memory.before(entry, dev, self.platform.memory_budget(dev), ctx,
+                            opts.get("kv_dtype", "f16"))
+        extra = {k: v for k, v in opts.items()
+                 if k not in ("context_length", "kv_dtype", "backend", "cpu_fallback", "threads")
+                 and v is not None}
+        return await self.platform.load(dev, entry, tracker.platform, context_length=ctx,
+                                        kv_dtype=opts["kv_dtype"], hf_token=hf_token, **extra)
+
+    async def fall_back_to_cpu(self, reason: str) -> bool:
+        """After a lost GPU device (called by the request that hit it, inside its turn): load
+        the model that was lost on the CPU backend when its init allowed it (cpu_fallback).
+        True when the CPU model is ready."""
+        lost = self._lost
+        self._lost = None
+        if lost is None or not lost.options.get("cpu_fallback") or self.platform.cpu_unavailable():
+            return False
+        try:
+            await self._load(lost.entry, lost.options, None, cpu_reason=reason)
+        except Exception:  # noqa: BLE001 - the error event and state say what happened
+            log.exception("the CPU fallback of %s failed", lost.entry.id)
+            return False
+        return True
 
     async def _warm_up(self, model, tok, tracker: LoadProgress) -> None:
         """Compile the first prefill's and decode's pipelines now (phase "compile") rather than

@@ -68,6 +68,13 @@ class LoadProgress:
     def cache(self, file, loaded: int, total: int) -> None:
         self._emit("cache", file, loaded, total, self.download_share)
 
+    def cache_read(self, file, loaded: int, total: int, share: float) -> None:
+        """Cached bytes read as the load's main work (the CPU backend reads the whole file
+        before its engine loads it): `share` of the non-download part of the progress."""
+        frac = loaded / total if total else 1.0
+        self._emit("cache", file, loaded, total,
+                   self.download_share + (1.0 - self.download_share) * share * frac)
+
     def upload(self, done: int, total: int) -> None:
         frac = done / total if total else 1.0
         self._emit("upload", None, done, total,

@@ -30,6 +30,17 @@ class Dashboard:
         self.doc.getElementById("banner").hidden = False
         self.status(title, "error")
 
+    def notice(self, title: str, text: str) -> None:
+        """The banner as information (not an error)."""
+        self.error(title, text)
+        self.doc.getElementById("banner").classList.add("banner-info")
+
+    def backend(self, detail: dict) -> None:
+        """The backend in use ("backend" events: the CPU backend chosen, and why)."""
+        if detail.get("backend") == "cpu":
+            self._set("rt-backend", "cpu · llama.cpp in WebAssembly (wllama), engine in a worker"
+                      + (f" — {detail['reason']}" if detail.get("reason") else ""))
+
     def python(self, version: str) -> None:
         self._set("rt-python", version)
 
@@ -59,7 +70,8 @@ class Dashboard:
         if state == "loading":
             self.status(f"Loading {model or 'model'}… {100 * (status.get('progress') or 0):.0f}%")
         elif state == "ready":
-            self.status(f"Ready — {model}", "ok")
+            on_cpu = " (CPU)" if status.get("backend") == "cpu" else ""
+            self.status(f"Ready — {model}{on_cpu}", "ok")
         elif state == "generating":
             self.status(f"Generating with {model}…")
         elif state == "error":

@@ -19,7 +19,7 @@ import json
 from urllib.parse import urlparse
 
 BOOT_TIMEOUT_MS = 240_000       # two Pyodides (worker + PyScript) start on a 2-core machine
-EVENTS = ("loading", "progress", "ready", "error", "memory-warning", "status")
+EVENTS = ("loading", "progress", "ready", "error", "memory-warning", "status", "backend")
 
 RECORDERS = """
 (() => {
@@ -269,6 +269,7 @@ NO_GPU_JS = """async () => {
   window.addEventListener("local-llm:error", (e) => errors.push(e.detail));
   const check = await LocalLLM.checkWebGPU().then(() => null, (e) => [e.name, e.message]);
   const afterCheck = LocalLLM.getStatus();
-  const init = await LocalLLM.init().then(() => null, (e) => [e.name, e.message]);
+  // backend "webgpu": the default "auto" would load the model on the CPU backend instead
+  const init = await LocalLLM.init(null, {backend: "webgpu"}).then(() => null, (e) => [e.name, e.message]);
   return {check, init, errors, afterCheck, status: LocalLLM.getStatus()};
 }"""

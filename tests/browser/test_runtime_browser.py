@@ -56,7 +56,8 @@ def status(page) -> dict:
 
 
 def ready_status(model: str) -> dict:
-    return {"state": "ready", "model": model, "progress": 1.0, "error": None}
+    return {"state": "ready", "model": model, "progress": 1.0, "error": None,
+            "backend": "webgpu", "backend_reason": None}
 
 
 def collapse(seq):
@@ -124,7 +125,8 @@ def test_init_events_status_and_ledger_through_the_js_facade(loaded):
     default = [m for m in before["models"] if m.get("default")]
     assert len(default) == 1 and default[0]["bundled"] and not default[0]["cached"]
     model = default[0]["id"]
-    assert before["status"] == {"state": "idle", "model": None, "progress": 0, "error": None}
+    assert before["status"] == {"state": "idle", "model": None, "progress": 0, "error": None,
+            "backend": None, "backend_reason": None}
     assert r["model"] == model and r["load_s"] > 0
     events = loaded["events"]
     names = [e["name"] for e in events]
@@ -253,7 +255,8 @@ def test_python_client_unload_and_cached_init_events(app, loaded):
     BUSY.append((t0, now(page)))
     steps, events = r["steps"], r["events"]
     assert steps["start"] == ready_status(model)
-    assert steps["unloaded"] == {"state": "idle", "model": None, "progress": 0, "error": None}
+    assert steps["unloaded"] == {"state": "idle", "model": None, "progress": 0, "error": None,
+            "backend": None, "backend_reason": None}
     mem = steps["unloaded_memory"]
     assert mem["total"] == mem["baseline"] and not mem["live"].get("weights")
     assert steps["loaded"] == ready_status(model)
@@ -337,7 +340,8 @@ def test_switch_to_gemma_frees_the_old_weights_first_then_unload(app, loaded, di
     assert s == ready_status(gemma) and s2 == ready_status(gemma)
     assert done["model"] == gemma and done["finish_reason"] in ("stop", "length")
     check_usage(done["usage"], 2)
-    assert s3 == {"state": "idle", "model": None, "progress": 0, "error": None}
+    assert s3 == {"state": "idle", "model": None, "progress": 0, "error": None,
+            "backend": None, "backend_reason": None}
     assert after["total"] == baseline and not after["live"].get("weights"), after
     assert page.evaluate("LocalLLM.chat([{role: 'user', content: 'hi'}]).catch(e => e.name)") \
         == "NotLoadedError"
@@ -431,8 +435,10 @@ def test_missing_webgpu_gives_the_named_error_and_event(browser_type, browser_ty
     try:
         context = browser.new_context(service_workers="block")
         page, log = open_app(context, server.url)
-        assert page.evaluate("document.body.dataset.pyReady") == "error"
+        # The page stays usable: models run on the CPU backend (test_cpu_backend_browser.py).
+        assert page.evaluate("document.body.dataset.pyReady") == "1"
         assert "WebGPU is unavailable" in page.inner_text("#banner")
+        assert "cpu" in page.inner_text("#rt-backend")
         r = page.evaluate(NO_GPU_JS)
         p = py(page, """
 try:

@@ -43,12 +43,14 @@ def smol(gpu, run, tmp_path_factory):
 def test_init_events_status_and_info(smol, run):
     rt, r, seen, statuses = smol
     assert r["model"] == DEFAULT and r["load_s"] > 0
-    assert statuses[0] == {"state": "idle", "model": None, "progress": 0.0, "error": None}
-    assert statuses[1] == {"state": "ready", "model": DEFAULT, "progress": 1.0, "error": None}
+    assert statuses[0] == {"state": "idle", "model": None, "progress": 0.0, "error": None,
+            "backend": None, "backend_reason": None}
+    assert statuses[1] == {"state": "ready", "model": DEFAULT, "progress": 1.0, "error": None,
+            "backend": "webgpu", "backend_reason": None}
     names = [n for n, _ in seen]
     assert names[:2] == ["status", "loading"] and names[-2:] == ["status", "ready"]
     assert seen[1][1] == {"model": DEFAULT}
-    assert seen[-1][1] == {"model": DEFAULT, "load_s": r["load_s"]}
+    assert seen[-1][1] == {"model": DEFAULT, "load_s": r["load_s"], "backend": "webgpu"}
     assert [d["state"] for n, d in seen if n == "status"] == ["loading", "ready"]
     prog = [d for n, d in seen if n == "progress"]
     assert all(set(d) == {"progress", "phase", "loaded_bytes", "total_bytes", "text"}

@@ -60,7 +60,8 @@ def test_switch_to_gemma_then_unload(gpu, run, tmp_path, gemma_gguf):
     assert rest[-1]["finish_reason"] == "abort"
     assert [d["state"] for n, d in seen[mark:] if n == "status"] == \
         ["ready", "idle", "loading", "ready"]
-    assert rt.status() == {"state": "ready", "model": r["model"], "progress": 1.0, "error": None}
+    assert rt.status() == {"state": "ready", "model": r["model"], "progress": 1.0, "error": None,
+            "backend": "webgpu", "backend_reason": None}
     # when gemma's load started, SmolLM2's buffers were all gone
     (id0, at0), (id1, at1) = p.at_load
     assert at1["total"] == base and at1["live"] == {} and at1["buffers"] == 0
@@ -73,7 +74,8 @@ def test_switch_to_gemma_then_unload(gpu, run, tmp_path, gemma_gguf):
     run(rt.unload())
     after = rt.runtime_info()["memory"]
     assert after["total"] == base and after["live"] == {} and after["buffers"] == 0
-    assert rt.status() == {"state": "idle", "model": None, "progress": 0.0, "error": None}
+    assert rt.status() == {"state": "idle", "model": None, "progress": 0.0, "error": None,
+            "backend": None, "backend_reason": None}
     print(f"\nSmolLM2 total {smol['total'] >> 20} MiB, gemma {gem['total'] >> 20} MiB, "
           f"peak {gem['peak'] >> 20} MiB; gemma load {r['load_s']:.1f} s")
 
@@ -131,7 +133,8 @@ def test_init_failures_then_a_clean_init(gpu, run, tmp_path, smollm2_gguf):
     assert mem["total"] == rt.baseline and mem["peak"] > 40 << 20     # it had uploaded weights
 
     r = run(rt.init(str(smollm2_gguf), context_length=CTX))
-    assert rt.status() == {"state": "ready", "model": r["model"], "progress": 1.0, "error": None}
+    assert rt.status() == {"state": "ready", "model": r["model"], "progress": 1.0, "error": None,
+            "backend": "webgpu", "backend_reason": None}
     assert run(rt.chat(Q, temperature=0.0, max_tokens=3))["text"]
     run(rt.unload())
     assert rt.runtime_info()["memory"]["total"] == rt.baseline

@@ -16,6 +16,9 @@ CDN_HOSTS = re.compile(r"https?://(?:[\w-]+\.)*(jsdelivr\.net|unpkg\.com|cdnjs\.
 # CDN URLs that vendored libraries carry as defaults or in messages, and why the page never uses
 # them. Each entry is (dist path, URL prefix). A new hit fails the test until it is understood.
 KNOWN_UNUSED = {
+    # wllama's "compat" resources (an Asyncify build for browsers without JSPI), used only after
+    # setCompat("default"), which app/cpu never calls.
+    ("vendor/wllama-wllama/index.js", "https://cdn.jsdelivr.net/npm/@wllama/wllama-compat@"),
     # Pyodide's default indexURL/lockfile and package CDN: PyScript passes the vendored indexURL
     # and pyscript.json sets no packages.
     ("vendor/pyodide/pyodide.mjs", "https://cdn.jsdelivr.net/pyodide/"),
@@ -114,7 +117,7 @@ def test_precache_manifest_lists_every_file_with_its_hash(dist):
     # tokfix/): not part of the build, so not expected in its manifest.
     added_by_tests = {p for p in on_disk if p == "harness.html" or p.startswith("tokfix/")}
     expected = ({p for p in on_disk if not p.startswith("models/")} - added_by_tests
-                - {"sw.js", "precache-manifest.json"}) | {"models/catalog.json"}
+                - {"sw.js", "precache-manifest.json", "_headers"}) | {"models/catalog.json"}
     assert set(manifest["files"]) == expected
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((dist / rel).read_bytes()).hexdigest() == digest, rel

@@ -33,14 +33,15 @@ def run(coro):
 def test_init_events_status_and_payloads():
     async def main():
         rt, p, seen = make()
-        assert rt.status() == {"state": "idle", "model": None, "progress": 0.0, "error": None}
+        assert rt.status() == {"state": "idle", "model": None, "progress": 0.0, "error": None,
+                "backend": None, "backend_reason": None}
         r = await rt.init()
         assert r["model"] == DEFAULT and r["load_s"] > 0
         names = [n for n, _ in seen]
         assert names[0] == "status" and seen[0][1]["state"] == "loading"
         assert names[1] == "loading" and seen[1][1] == {"model": DEFAULT}
         assert names[-2:] == ["status", "ready"] and seen[-2][1]["state"] == "ready"
-        assert set(seen[-1][1]) == {"model", "load_s"}
+        assert set(seen[-1][1]) == {"model", "load_s", "backend"}
         prog = [d for n, d in seen if n == "progress"]
         assert all(set(d) == {"progress", "phase", "loaded_bytes", "total_bytes", "text"}
                    for d in prog)
@@ -52,7 +53,8 @@ def test_init_events_status_and_payloads():
         # progress events come between "loading" and "ready"
         assert names.index("loading") < names.index("progress") and \
             max(i for i, n in enumerate(names) if n == "progress") < names.index("ready")
-        assert rt.status() == {"state": "ready", "model": DEFAULT, "progress": 1.0, "error": None}
+        assert rt.status() == {"state": "ready", "model": DEFAULT, "progress": 1.0, "error": None,
+                "backend": "webgpu", "backend_reason": None}
         # every event was relayed to the platform, in the same order
         assert [n for n, _ in p.events] == names
         # warm-up: one prefill + decode on the bos token, then the cache was reset
@@ -69,7 +71,8 @@ def test_status_events_only_on_change_and_match_status():
         await rt.unload()
         states = [d["state"] for n, d in seen if n == "status"]
         assert states == ["loading", "ready", "generating", "ready", "idle"]
-        assert rt.status() == {"state": "idle", "model": None, "progress": 0.0, "error": None}
+        assert rt.status() == {"state": "idle", "model": None, "progress": 0.0, "error": None,
+                "backend": None, "backend_reason": None}
     run(main())
 
 
@@ -113,7 +116,8 @@ def test_init_failure_then_clean_retry():
         dev = p.devices[0]
         assert dev.ledger.total == rt.baseline == 0
         await rt.init()
-        assert rt.status() == {"state": "ready", "model": DEFAULT, "progress": 1.0, "error": None}
+        assert rt.status() == {"state": "ready", "model": DEFAULT, "progress": 1.0, "error": None,
+                "backend": "webgpu", "backend_reason": None}
         assert len(p.devices) == 1          # the device was kept
     run(main())
 
