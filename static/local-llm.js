@@ -15,6 +15,10 @@
 // ({text, finish_reason, usage}). Every method but getStatus and on returns a Promise; a failure
 // rejects with an Error whose .name is the Python error's class name (WebGPUUnavailableError,
 // NotLoadedError, ModelNotFoundError, ...) and whose .message says what to do.
+// init/switchModel take {backend: "auto" | "webgpu" | "cpu", cpuFallback, threads}: "auto" runs
+// the model on the CPU backend (llama.cpp in WebAssembly, docs/cpu-backend.md) when WebGPU is
+// missing or the model does not fit; getStatus().backend says which one runs it, and a
+// "local-llm:backend" event says why the CPU was chosen.
 //
 // Worker protocol (structured-clone messages, JSON-shaped):
 //   page -> worker  {id, op, args: [...], kwargs: {...}}          op: a method name above, or

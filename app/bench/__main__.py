@@ -1,4 +1,4 @@
-"""python -m app.bench dispatch | kernels | tokenizer | gen-gguf | model | profile | check-decode  (see docs/benchmarks.md)
+"""python -m app.bench dispatch | kernels | tokenizer | gen-gguf | model | profile | check-decode | cpu  (see docs/benchmarks.md)
 
     dispatch [--n 300] [--no-browser]     host us/dispatch, per call vs replay, native + Chromium
     kernels [options] [--browser]         matvec GB/s vs the probe's peak (natively, or in
@@ -8,6 +8,8 @@
     gen-gguf --shape S --type T OUT.gguf  random-weight GGUF of a real model's shapes (gen_gguf.py)
     model --model PATH [options]          prefill/decode tok/s, TTFT, host time, GB/s (model.py);
                                           --browser: in headless Chromium (fetched over HTTP)
+    cpu [--model PATH] [options]          CPU backend (wllama) multi/single-threaded vs WebGPU,
+                                          tok/s through the page's runtime API (cpu.py)
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def model_browser(argv) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("dispatch", "kernels", "tokenizer", "gen-gguf", "model",
-                                          "profile", "check-decode"):
+                                          "profile", "check-decode", "cpu"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "tokenizer":
@@ -79,6 +81,9 @@ def main(argv=None) -> int:
     if argv[0] == "gen-gguf":
         from .gen_gguf import main as gen_gguf
         return gen_gguf(argv[1:])
+    if argv[0] == "cpu":
+        from .cpu import main as cpu
+        return cpu(argv[1:])
     if argv[0] == "check-decode":
         from .check_decode import main as check_decode
         return check_decode(argv[1:])

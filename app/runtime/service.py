@@ -173,20 +173,26 @@ class LocalLLM(Inference):
         return self._catalog
 
     async def available_models(self) -> list[dict]:
-        """Catalog dicts plus "cached", "partial", "cached_bytes" (platform.cached) and
-        "runnable": None, or why this device cannot run it (CatalogModel.runnable)."""
+        """Catalog dicts plus "cached", "partial", "cached_bytes" (platform.cached),
+        "runnable": None, or why neither backend can run it here (CatalogModel.runnable for
+        WebGPU), and "backend": what init(backend="auto") would use ("webgpu" | "cpu" | None).
+        "cpu_ok" (from the catalog) marks the models small enough to be pleasant on a CPU."""
         catalog = await self.catalog()
+        cpu = self.platform.cpu_unavailable() is None
         try:
             dev = await self._device()
-            info, budget, reason = self._device_info(dev), self.platform.memory_budget(dev), None
+            info, budget, gpu_missing = self._device_info(dev), self.platform.memory_budget(dev), None
         except WebGPUUnavailableError as e:
-            info, budget, reason = None, None, str(e)
+            info, budget, gpu_missing = None, None, str(e)
         out = []
         for m in catalog.all():
             d = m.to_dict()
             c = await self.platform.cached(m)
             d.update(cached=c["cached"], partial=c["partial"], cached_bytes=c["bytes"])
-            d["runnable"] = reason if info is None else m.runnable(info, budget)
+            reason = gpu_missing if info is None else m.runnable(info, budget)
+            on_cpu = cpu and m.format == "gguf"
+            d["backend"] = "webgpu" if reason is None else "cpu" if on_cpu else None
+            d["runnable"] = None if d["backend"] else reason
             out.append(d)
         return out
 

@@ -197,6 +197,16 @@ def test_greedy_ids_match_webgpu_and_forced_cpu_works(gpu_page):
     # Most prompts agree on all 16 tokens; a divergence was checked to be a near-tie above.
     assert firsts.count(N_GREEDY) >= 2, firsts
 
+    # Stop strings are the runtime's own (the text ends before the stop string) ...
+    r = page.evaluate("LocalLLM.complete('The capital of France is', "
+                      "{temperature: 0, maxTokens: 16, stop: ['.']})")
+    assert r["finish_reason"] == "stop" and "Paris" in r["text"] and "." not in r["text"]
+    # ... and seeded sampling repeats (llama.cpp's sampler, seeded by the request).
+    sample = ("LocalLLM.complete('Once upon a time', {temperature: 0.9, topK: 50, topP: 0.95, "
+              "maxTokens: 12, seed: 11})")
+    a, b = page.evaluate(sample), page.evaluate(sample)
+    assert a["text"] == b["text"] and a["usage"]["completion_tokens"] == 12
+
 
 def test_interrupt_switch_to_gemma_and_unload_on_the_cpu(gpu_page, dist, gemma_gguf):
     page, _ = gpu_page

@@ -357,7 +357,8 @@ def test_failed_init_sets_the_error_state_and_init_again_recovers(app, loaded):
     BUSY.append(tuple(r["t"]))
     assert r["failed"][0] == "DownloadError" and "404" in r["failed"][1], r["failed"]
     err = {"name": "DownloadError", "message": r["failed"][1]}
-    assert r["afterFail"] == {"state": "error", "model": None, "progress": 0, "error": err}
+    assert r["afterFail"] == {"state": "error", "model": None, "progress": 0, "error": err,
+                              "backend": None, "backend_reason": None}
     errors = [e["detail"] for e in r["events"] if e["name"] == "error"]
     assert len(errors) == 1 and errors[0]["name"] == err["name"] and errors[0]["model"]
     assert r["chat"] == "NotLoadedError"
@@ -392,7 +393,8 @@ def test_lost_gpu_device_gives_the_named_error_and_init_recovers(app, loaded):
     assert r["lost"]["reason"] == "destroyed"
     assert r["chat"][0] == "DeviceLostError" and "Reload the model" in r["chat"][1], r["chat"]
     assert r["afterLoss"] == {"state": "error", "model": None, "progress": 0,
-                              "error": {"name": "DeviceLostError", "message": r["chat"][1]}}
+                              "error": {"name": "DeviceLostError", "message": r["chat"][1]},
+                              "backend": None, "backend_reason": None}
     errors = [e["detail"] for e in r["events"] if e["name"] == "error"]
     assert len(errors) == 1 and errors[0]["name"] == "DeviceLostError"
     assert r["retry"]["model"] == model and r["status"] == ready_status(model)
