@@ -34,7 +34,14 @@ async def read_blob(store, spec, lp: LoadProgress):
             lp.cache_read(spec.label, done, src.size, READ_SHARE)
     finally:
         src.close()
-    return blob_of(parts)
+    blob = blob_of(parts)
+    # The Blob holds its own copy: release the chunk buffers now rather than at the next GC,
+    # so the peak stays near one copy of the file plus the chunks still being read.
+    for part in parts:
+        destroy = getattr(part, "destroy", None)
+        if destroy is not None:
+            destroy()
+    return blob
 
 
 async def load_cpu_model(store, specs, site: str, tokenizer_of, *, progress=None,
