@@ -184,13 +184,16 @@ def _compare_greedy(gpu_runs, cpu_runs) -> list[int]:
 
 
 def test_greedy_ids_match_webgpu_and_forced_cpu_works(gpu_page):
-    page, _ = gpu_page
+    page, log = gpu_page
     assert page.evaluate("LocalLLM.init(null, {contextLength: 256, backend: 'webgpu'})"
                          )["backend"] == "webgpu"
     gpu_runs = page.evaluate(GREEDY_JS, [PROMPTS, N_GREEDY])
-    n0 = event_count(page)
+    n0, before = event_count(page), len(log)
     r = page.evaluate("LocalLLM.switchModel(null, {contextLength: 256, backend: 'cpu'})")
     assert r["backend"] == "cpu"
+    # The CPU backend reads the bytes WebGPU's load cached: no second download.
+    assert not [u for u in log[before:] if u.endswith(".gguf")]
+    assert "download" not in [d["phase"] for d in _events(page, n0, "progress")]
     assert _events(page, n0, "backend")[0]["reason"] == "backend='cpu' was asked for"
     cpu_runs = page.evaluate(GREEDY_JS, [PROMPTS, N_GREEDY])
     firsts = _compare_greedy(gpu_runs, cpu_runs)
