@@ -156,7 +156,9 @@ class LocalLLM(Inference):
                 cpu = {"engine": "llama.cpp (wllama, WebAssembly)", "threads": i.threads,
                        "multithread": i.multithread,
                        "cross_origin_isolated": i.cross_origin_isolated,
-                       "llama_cpp": i.llama_cpp, "wllama": i.wllama}
+                       "llama_cpp": i.llama_cpp, "wllama": i.wllama,
+                       # requests whose prompt llama.cpp tokenized to another count than ours
+                       "prompt_mismatches": loaded.model.stats.get("prompt_mismatches", 0)}
         return {**info, "backend_reason": b.reason if b else None, "cpu": cpu,
                 "cpu_available": self.platform.cpu_unavailable() is None,
                 "platform": self.platform.name, "memory": memory,
