@@ -36,6 +36,7 @@ override WINDOW: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 #include lib/kv_read
+#include lib/attend_keys
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> step: Step;
 
@@ -54,36 +55,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let qb = (t * N_HEADS + h) * HD4;
     var qr: array<vec4<f32>, HD4>;   // this (token, head)'s query, pre-scaled
-    var o: array<vec4<f32>, HD4>;    // sum_j e^(s_j - m) V[j] (zero-initialized)
     for (var d = 0u; d < HD4; d++) {
         qr[d] = q[qb + d] * SCALE;
     }
-    var m = NEG;
-    var l = 0.0;
-    for (var j = lo; j <= p; j++) {
-        let kb = (j * N_KV + kvh) * HD4;
-        var s = 0.0;
-        for (var d = 0u; d < HD4; d++) {
-            s += dot(qr[d], dec(k_cache[kb + d]));
-        }
-        if (SOFTCAP > 0.0) {   // tanh saturates to +-1 in f32 beyond 15; clamp avoids overflow
-            s = SOFTCAP * tanh(clamp(s / SOFTCAP, -15.0, 15.0));
-        }
-        if (s > m) {   // new running max: rescale (the first key scales the zeros by 0)
-            let alpha = exp(m - s);
-            l *= alpha;
-            for (var d = 0u; d < HD4; d++) {
-                o[d] *= alpha;
-            }
-            m = s;
-        }
-        let e = exp(s - m);
-        l += e;
-        for (var d = 0u; d < HD4; d++) {
-            o[d] += e * dec(v_cache[kb + d]);
-        }
-    }
+    let r = attend_keys(&qr, kvh, lo, p + 1u);
     for (var d = 0u; d < HD4; d++) {   // l >= 1: the running max's own key contributes e^0
-        out[qb + d] = o[d] / l;
+        out[qb + d] = r.o[d] / r.l;
     }
 }

@@ -163,6 +163,15 @@ class Server:
             self.proc.wait(10)
 
 
+def launch_chromium(playwright, args: list[str] = BENCH_ARGS):
+    """A headless Chromium (Playwright's, else the system's) with `args`."""
+    launch = {"headless": True, "args": args}
+    exe = chromium_executable()
+    if exe:
+        launch["executable_path"] = exe
+    return playwright.chromium.launch(**launch)
+
+
 @contextmanager
 def serve(dist: Path):
     """Server(dist) for the duration of the block; yields the base URL."""
@@ -193,11 +202,7 @@ def chromium(args: list[str] = BENCH_ARGS, files: dict | None = None):
             except OSError:
                 shutil.copyfile(local, target)
         with serve(dist) as url, sync_playwright() as p:
-            launch = {"headless": True, "args": args}
-            exe = chromium_executable()
-            if exe:
-                launch["executable_path"] = exe
-            browser = p.chromium.launch(**launch)
+            browser = launch_chromium(p, args)
             try:
                 page = browser.new_page()
                 page.on("console", lambda m: m.type == "error" and print("[page]", m.text,

@@ -71,7 +71,7 @@ def run(args) -> dict:
     import build
     from playwright.sync_api import sync_playwright
 
-    from .browser import CHROMIUM_ARGS, Server, chromium_executable
+    from .browser import CHROMIUM_ARGS, Server, launch_chromium
     prompts = _prompts(args.rounds, args.prompt_tokens)
     results = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
                "prompt_tokens": args.prompt_tokens, "tokens": args.tokens, "configs": {}}
@@ -87,11 +87,7 @@ def run(args) -> dict:
                 shutil.copyfile(args.model, target)
             model = f"models/{target.name}"
         with sync_playwright() as p:
-            launch = {"headless": True, "args": CHROMIUM_ARGS}
-            exe = chromium_executable()
-            if exe:
-                launch["executable_path"] = exe
-            browser = p.chromium.launch(**launch)
+            browser = launch_chromium(p, CHROMIUM_ARGS)
             try:
                 for name in args.backends.split(","):
                     backend, isolate = CONFIGS[name]
