@@ -80,7 +80,10 @@ async def time_plan(dev: Device, plan, sync, repeats: int) -> tuple[float, str]:
     return (time.perf_counter() - t0) / (repeats * len(plan)), "wall clock"
 
 
-async def probe(dev: Device, size: int, pass_bytes: int, repeats: int) -> dict:
+async def probe(dev: Device, size: int, pass_bytes: int, repeats: int,
+                count: int | None = None) -> dict:
+    """Streaming read of `size` bytes per dispatch, dispatches repeated until a pass moves
+    pass_bytes (or `count` times). Each writes the same sink, so they run one after another."""
     size = min(size, dev.limits["maxStorageBufferBindingSize"], dev.limits["maxBufferSize"])
     size -= size % 4096
     data = dev.create_buffer(size, kind="activations", label="probe.data")
@@ -90,7 +93,7 @@ async def probe(dev: Device, size: int, pass_bytes: int, repeats: int) -> dict:
     pipe = await dev.pipeline("probe_read", "main")
     bg = dev.bind(pipe, [data, sink])
     plan = dev.plan("probe")
-    for _ in range(max(1, -(-pass_bytes // size))):
+    for _ in range(count or max(1, -(-pass_bytes // size))):
         plan.dispatch(pipe, [bg], (groups, 1, 1))
     t, method = await time_plan(dev, plan, sink, repeats)
     await dev.check("probe")
@@ -101,15 +104,19 @@ async def probe(dev: Device, size: int, pass_bytes: int, repeats: int) -> dict:
 
 async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, rotate: int,
                        pass_bytes: int, repeats: int, q8: bool = False,
-                       variants=({},)) -> list[dict]:
+                       variants=({},), independent: bool = False) -> list[dict]:
     """One result per variant (extra matvec() keyword arguments: tpr, rpt, v4), the same
-    weights for all."""
+    weights for all. independent: each weight copy writes its own y, so consecutive dispatches
+    have no data hazard and the implementation may overlap them (no barrier between them); the
+    default (one y) serializes them as a model's dependent matvecs are."""
     w_bytes = rows * row_bytes(layout, cols)
     copies = max(1, min(64, -(-rotate // w_bytes)))
     weights = [await random_weight(dev, layout, rows, cols) for _ in range(copies)]
     x = dev.create_buffer(4 * cols, kind="activations", label="bench.x")
     await fill(dev, x)
-    y = dev.create_buffer(4 * rows, kind="activations", label="bench.y")
+    ys = [dev.create_buffer(4 * rows, kind="activations", label="bench.y")
+          for _ in range(len(weights) if independent else 1)]
+    y = ys[0]
     xq = None
     if q8:  # x quantized once, outside the timed plan (one small dispatch per step in a model)
         from ..kernels.matvec import quantize_x
@@ -120,19 +127,21 @@ async def bench_matvec(dev: Device, matvec, layout: str, rows: int, cols: int, r
         for var in variants:
             plan = dev.plan(f"matvec {layout}")
             for _ in range(max(1, -(-pass_bytes // (copies * w_bytes)))):
-                for w in weights:
-                    await matvec(dev, w, x, out=y, target=plan, xq=xq, **var)
+                for i, w in enumerate(weights):
+                    await matvec(dev, w, x, out=ys[i % len(ys)], target=plan, xq=xq, **var)
             t, method = await time_plan(dev, plan, y, repeats)
             await dev.check(f"matvec {layout} {rows}x{cols} {var}")
             out.append({"layout": layout, "rows": rows, "cols": cols, "bytes": moved,
                         "seconds": t, "gbs": moved / t / 1e9, "method": method, "copies": copies,
-                        "dispatches": len(plan), "variant": dict(var)})
+                        "dispatches": len(plan), "variant": dict(var),
+                        "independent": independent})
             plan.destroy()
     finally:
         for w in weights:
             w.destroy(dev)
         dev.destroy_buffer(x)
-        dev.destroy_buffer(y)
+        for b in ys:
+            dev.destroy_buffer(b)
         if xq is not None:
             xq.destroy(dev)
     return out
@@ -158,6 +167,8 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--sweep", default=None, help="variants to compare on the same weights: "
                     "semicolon-separated k=v lists of matvec() arguments, e.g. "
                     "'v4=0;v4=1;v4=1,tpr=16,rpt=2' (keys tpr, rpt, v4, fine)")
+    ap.add_argument("--independent", action="store_true", help="each weight copy writes its own "
+                    "output: no hazard between consecutive dispatches (they may overlap)")
     ap.add_argument("--browser", action="store_true", help="(python -m app.bench only) run in "
                     "headless Chromium through the harness page")
     return ap.parse_args(list(argv))
@@ -186,7 +197,13 @@ async def main(argv=(), dev: Device | None = None) -> dict:
     peak = await probe(dev, 128 * MiB if args.small else GiB, pass_bytes, args.repeats)
     print(f"probe_read: {peak['bytes'] / MiB:.0f} MiB per dispatch, {peak['gbs']:.1f} GB/s "
           f"({peak['method']})", flush=True)
-    results = {"machine": machine(), "adapter": describe(dev), "probe": peak, "matvec": []}
+    # The fixed cost of one dependent dispatch (launch + barrier): the probe over 64 KiB, 1000
+    # times in a row. "net" below is the bandwidth with it taken out: what the kernel's own
+    # streaming reaches (a model's matvecs pay the floor too: they depend on each other).
+    floor = (await probe(dev, 64 << 10, 0, args.repeats, count=1000))["seconds"]
+    print(f"dispatch floor: {floor * 1e6:.2f} us per dependent dispatch (64 KiB probe)", flush=True)
+    results = {"machine": machine(), "adapter": describe(dev), "probe": peak,
+               "floor_s": floor, "matvec": []}
     try:
         from ..kernels.matvec import matvec
     except ImportError as e:
@@ -195,12 +212,14 @@ async def main(argv=(), dev: Device | None = None) -> dict:
         return results
     if args.q8:
         print("--q8: q4_1/q5_1/q8_0a/q4_k/q5_k/q6_ka through matvec_q8 (int8 x, dot4I8Packed)")
-    print(f"{'layout':7s} {'rows x cols':>14s} {'MB':>8s} {'us':>10s} {'GB/s':>8s} {'of peak':>8s}")
+    print(f"{'layout':7s} {'rows x cols':>14s} {'MB':>8s} {'us':>10s} {'GB/s':>8s} {'of peak':>8s} "
+          f"{'net':>6s}")
     for rows, cols in shapes:
         for layout in layouts:
             try:
                 rs = await bench_matvec(dev, matvec, layout, rows, cols, rotate, pass_bytes,
-                                        args.repeats, q8=args.q8, variants=variants)
+                                        args.repeats, q8=args.q8, variants=variants,
+                                        independent=args.independent)
             except Exception as e:  # noqa: BLE001 - one failing layout must not end the table
                 print(f"{layout:7s} {f'{rows}x{cols}':>14s} error: {type(e).__name__}: {e}",
                       flush=True)
@@ -209,9 +228,13 @@ async def main(argv=(), dev: Device | None = None) -> dict:
                 continue
             for r in rs:
                 r["of_peak"] = r["gbs"] / peak["gbs"]
+                net = r["seconds"] - floor
+                r["net_of_peak"] = r["bytes"] / net / 1e9 / peak["gbs"] if net > 0 else None
                 results["matvec"].append(r)
                 tag = ",".join(f"{k}={v}" for k, v in r["variant"].items())
                 print(f"{layout:7s} {f'{rows}x{cols}':>14s} {r['bytes'] / 1e6:8.2f} "
-                      f"{r['seconds'] * 1e6:10.1f} {r['gbs']:8.1f} {r['of_peak']:8.0%} {tag}",
+                      f"{r['seconds'] * 1e6:10.1f} {r['gbs']:8.1f} {r['of_peak']:8.0%} "
+                      f"{'-' if r['net_of_peak'] is None else format(r['net_of_peak'], '.0%'):>6s}"
+                      f" {tag}",
                       flush=True)
     return results
