@@ -314,20 +314,19 @@ fn xload(o: u32, u: u32) -> X8 {
     let k = o + 64u * (u >> 3u) + 16u * ((u >> 1u) & 3u) + 4u * (u & 1u);
     return x8(k, 0u, 1u, 2u, 3u, 8u, 9u, 10u, 11u);
 }
+// The header and the unit's qs are 16-byte aligned (144-byte super-blocks): two w4() loads.
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let c = (u >> 1u) & 3u;
     let b = rb + 36u * (u >> 3u);
-    let qb = b + 4u + 8u * c + 4u * (u & 1u);
-    let dd = unpack2x16float(w[b]);
-    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
-    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
-    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
-    let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
-    let lo = dot(nib_lo(q0), X.a0) + dot(nib_lo(q1), X.a1) + dot(nib_lo(q2), X.a2) +
-             dot(nib_lo(q3), X.a3);
-    let hi = dot(nib_hi(q0), X.a4) + dot(nib_hi(q1), X.a5) + dot(nib_hi(q2), X.a6) +
-             dot(nib_hi(q3), X.a7);
-    return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
+    let hd = w4(b);                                    // d|dmin, scale words s0, s1, s2
+    let q = w4(b + 4u + 8u * c + 4u * (u & 1u));
+    let dd = unpack2x16float(hd.x);
+    let m = mv_scale_min2(hd.y, hd.z, hd.w, c);
+    let lo = dot(nib_lo(q.x), X.a0) + dot(nib_lo(q.y), X.a1) + dot(nib_lo(q.z), X.a2) +
+             dot(nib_lo(q.w), X.a3);
+    let hi = dot(nib_hi(q.x), X.a4) + dot(nib_hi(q.y), X.a5) + dot(nib_hi(q.z), X.a6) +
+             dot(nib_hi(q.w), X.a7);
+    return dd.x * (m.x * lo + m.z * hi) - dd.y * (m.y * X.s.x + m.w * X.s.y);
 }
 #endif
 #if Q5_K
@@ -341,25 +340,23 @@ fn xload(o: u32, u: u32) -> X8 {
 fn q5k(qw: u32, s: u32, hw: u32, hs: u32) -> vec4<f32> {
     return mv_u2f(mv_bits(qw, s, 0xFu) | (mv_bits(hw, hs, 1u) << vec4<u32>(4u)), 0.0);
 }
+// Header, qh and qs runs are 16-byte aligned (176-byte super-blocks): three w4() loads.
 fn dotu(rb: u32, u: u32, X: X8) -> f32 {
     let c = (u >> 1u) & 3u;
     let h = u & 1u;
     let b = rb + 44u * (u >> 3u);
-    let qb = b + 12u + 8u * c + 4u * h;
-    let hb = b + 4u + 4u * h;
-    let dd = unpack2x16float(w[b]);
-    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
-    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
-    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
-    let q0 = w[qb]; let q1 = w[qb + 1u]; let q2 = w[qb + 2u]; let q3 = w[qb + 3u];
-    let h0 = w[hb]; let h1 = w[hb + 1u]; let h2 = w[hb + 2u]; let h3 = w[hb + 3u];
+    let hd = w4(b);                                    // d|dmin, scale words s0, s1, s2
+    let q = w4(b + 12u + 8u * c + 4u * h);
+    let hw = w4(b + 4u + 4u * h);
+    let dd = unpack2x16float(hd.x);
+    let m = mv_scale_min2(hd.y, hd.z, hd.w, c);
     let sl = 2u * c;
     let sh = 2u * c + 1u;
-    let lo = dot(q5k(q0, 0u, h0, sl), X.a0) + dot(q5k(q1, 0u, h1, sl), X.a1) +
-             dot(q5k(q2, 0u, h2, sl), X.a2) + dot(q5k(q3, 0u, h3, sl), X.a3);
-    let hi = dot(q5k(q0, 4u, h0, sh), X.a4) + dot(q5k(q1, 4u, h1, sh), X.a5) +
-             dot(q5k(q2, 4u, h2, sh), X.a6) + dot(q5k(q3, 4u, h3, sh), X.a7);
-    return dd.x * (m0.x * lo + m1.x * hi) - dd.y * (m0.y * X.s.x + m1.y * X.s.y);
+    let lo = dot(q5k(q.x, 0u, hw.x, sl), X.a0) + dot(q5k(q.y, 0u, hw.y, sl), X.a1) +
+             dot(q5k(q.z, 0u, hw.z, sl), X.a2) + dot(q5k(q.w, 0u, hw.w, sl), X.a3);
+    let hi = dot(q5k(q.x, 4u, hw.x, sh), X.a4) + dot(q5k(q.y, 4u, hw.y, sh), X.a5) +
+             dot(q5k(q.z, 4u, hw.z, sh), X.a6) + dot(q5k(q.w, 4u, hw.w, sh), X.a7);
+    return dd.x * (m.x * lo + m.z * hi) - dd.y * (m.y * X.s.x + m.w * X.s.y);
 }
 #endif
 #if Q6_KA

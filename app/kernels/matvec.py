@@ -119,8 +119,13 @@ FINE_DEFAULT = os.environ.get("LOCALLLM_MV_FINE", "1") == "1"   # "0": 1-block u
 FINE_RPT = {"q8_0a": 2}
 
 
+# q4_k / q5_k super-blocks are 144 / 176 bytes, so a unit's header and quant runs are 16-byte
+# aligned: V4 reads them with vec4 loads too (w4() in matvec.wgsl).
+V4_QUANT = ("q4_k", "q5_k")
+
+
 def v4_ok(layout: str, cols: int) -> bool:
-    return layout in DENSE and cols % UNIT[layout][1] == 0
+    return (layout in DENSE or layout in V4_QUANT) and cols % UNIT[layout][1] == 0
 
 
 def plan(layout: str, cols: int, fine: bool = False) -> tuple[bool, int, int]:

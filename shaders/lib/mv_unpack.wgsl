@@ -52,6 +52,22 @@ fn mv_scale_min(s0: u32, s1: u32, s2: u32, j: u32) -> vec2<f32> {
     return vec2<f32>(f32((a & 0xFu) | ((lo >> 6u) << 4u)), f32((a >> 4u) | ((hi >> 6u) << 4u)));
 }
 
+// (scale, min) of sub-blocks 2c and 2c + 1 (c = 0..3) at once -> (sc0, mn0, sc1, mn1), without
+// mv_scale_min's branch: the lanes of a warp hold different c, so a branch there runs both paths
+// one after the other. Bytes (2c) & 3 and (2c + 1) & 3 of each scale word, then both formulas
+// and a select (c < 2: j < 4).
+fn mv_scale_min2(s0: u32, s1: u32, s2: u32, c: u32) -> vec4<f32> {
+    let sh = vec2<u32>(16u * (c & 1u)) + vec2<u32>(0u, 8u);
+    let m8 = vec2<u32>(0xFFu);
+    let lo = (vec2<u32>(s0) >> sh) & m8;
+    let mid = (vec2<u32>(s1) >> sh) & m8;
+    let hi = (vec2<u32>(s2) >> sh) & m8;
+    let first = vec4<u32>(lo.x & 63u, mid.x & 63u, lo.y & 63u, mid.y & 63u);
+    let sc = (hi & vec2<u32>(0xFu)) | ((lo >> vec2<u32>(6u)) << vec2<u32>(4u));
+    let mn = (hi >> vec2<u32>(4u)) | ((mid >> vec2<u32>(6u)) << vec2<u32>(4u));
+    return vec4<f32>(select(first, vec4<u32>(sc.x, mn.x, sc.y, mn.y), c >= 2u));
+}
+
 // bf16 pair in one word: element 0 in the low half.
 fn mv_bf16(q: u32) -> vec2<f32> {
     return vec2<f32>(bitcast<f32>(q << 16u), bitcast<f32>(q & 0xFFFF0000u));

@@ -259,15 +259,16 @@ def test_matvec_glu_rejects_bad_arguments(gpu, run):
     w.destroy(gpu)
 
 
-# The vec4-load variant (V4: dense layouts read each unit with one 16-byte load) and the FINE
-# units (q4_1: one quant word per unit; q8_0a: two), same sums, so the same bound. Rows per
-# thread 1/2/4, 1 and 3 vectors, chunked weights, partial row groups, GLU-free.
+# The vec4-load variant (V4: dense layouts read each unit with one 16-byte load, q4_k / q5_k
+# their header and quant runs) and the FINE units (q4_1: one quant word per unit; q8_0a: two),
+# same sums, so the same bound. Rows per thread 1/2/4, 1 and 3 vectors, chunked weights, partial
+# row groups, GLU-free; K-quants with all 8 sub-blocks of 2 super-blocks (every scale branch).
 @pytest.mark.parametrize("tpr,rpt,n_vec", [(None, None, 1), (4, 1, 1), (8, 2, 3), (32, 4, 1),
                                            (2, 4, 2)])
-@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0"])
+@pytest.mark.parametrize("t", ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q5_K"])
 def test_matvec_v4_fine(gpu, run, t, tpr, rpt, n_vec):
     rows = 53
-    cols = 384
+    cols = 512 if t.endswith("_K") else 384
     check_case(gpu, run, case(gpu, t, rows, cols, n_vec, splits=(17,)), n_vec=n_vec, tpr=tpr,
                rpt=rpt, v4=True, fine=True, cpu=False)
 
