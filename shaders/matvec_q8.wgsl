@@ -130,16 +130,15 @@ fn xload(v: u32, u: u32) -> XQ { return xq2(v, 2u * u, 2u * u + 1u); }
 fn dotu(rb: u32, u: u32, X: XQ) -> f32 {
     let c = u & 3u;
     let b = rb + 36u * (u >> 2u);
-    let dd = unpack2x16float(w[b]);
-    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
-    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
-    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
+    let hd = w4(b);                                    // d|dmin, scale words s0, s1, s2
+    let dd = unpack2x16float(hd.x);
+    let m = mv_scale_min2(hd.y, hd.z, hd.w, c);        // branchless: lanes differ in c
     let qa = w4(b + 4u + 8u * c); let qc = w4(b + 8u + 8u * c);
     let M = vec4<u32>(M4); let F = vec4<u32>(4u);
     let lo = d4(qa & M, X.a0) + d4(qc & M, X.a1);
     let hi = d4((qa >> F) & M, X.b0) + d4((qc >> F) & M, X.b1);
-    return dd.x * (m0.x * X.ds.x * f32(lo) + m1.x * X.ds.z * f32(hi)) -
-           dd.y * (m0.y * X.ds.y + m1.y * X.ds.w);
+    return dd.x * (m.x * X.ds.x * f32(lo) + m.z * X.ds.z * f32(hi)) -
+           dd.y * (m.y * X.ds.y + m.w * X.ds.w);
 }
 #endif
 #if Q5_K
@@ -149,10 +148,9 @@ fn xload(v: u32, u: u32) -> XQ { return xq2(v, 2u * u, 2u * u + 1u); }
 fn dotu(rb: u32, u: u32, X: XQ) -> f32 {
     let c = u & 3u;
     let b = rb + 44u * (u >> 2u);
-    let dd = unpack2x16float(w[b]);
-    let s0 = w[b + 1u]; let s1 = w[b + 2u]; let s2 = w[b + 3u];
-    let m0 = mv_scale_min(s0, s1, s2, 2u * c);
-    let m1 = mv_scale_min(s0, s1, s2, 2u * c + 1u);
+    let hd = w4(b);                                    // d|dmin, scale words s0, s1, s2
+    let dd = unpack2x16float(hd.x);
+    let m = mv_scale_min2(hd.y, hd.z, hd.w, c);        // branchless: lanes differ in c
     let ha = w4(b + 4u); let hc = w4(b + 8u);
     let qa = w4(b + 12u + 8u * c); let qc = w4(b + 16u + 8u * c);
     let M = vec4<u32>(M4); let F = vec4<u32>(4u); let B = vec4<u32>(0x01010101u);
@@ -161,8 +159,8 @@ fn dotu(rb: u32, u: u32, X: XQ) -> f32 {
              d4((qc & M) | (((hc >> sl) & B) << F), X.a1);
     let hi = d4(((qa >> F) & M) | (((ha >> sh) & B) << F), X.b0) +
              d4(((qc >> F) & M) | (((hc >> sh) & B) << F), X.b1);
-    return dd.x * (m0.x * X.ds.x * f32(lo) + m1.x * X.ds.z * f32(hi)) -
-           dd.y * (m0.y * X.ds.y + m1.y * X.ds.w);
+    return dd.x * (m.x * X.ds.x * f32(lo) + m.z * X.ds.z * f32(hi)) -
+           dd.y * (m.y * X.ds.y + m.w * X.ds.w);
 }
 #endif
 #if Q6_KA
