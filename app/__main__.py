@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="quantize an F16/BF16/F32 safetensors checkpoint at load")
         c.add_argument("--hf-token", default=None,
                        help="Hugging Face token for gated models (sent only to the model's own URLs)")
+        c.add_argument("--remote-url", default=None,
+                       help="opt-in fallback: an OpenAI-compatible API root (https://host/v1), "
+                            "used when the local engine cannot run (key: $LOCALLLM_REMOTE_API_KEY)")
+        c.add_argument("--remote-model", default=None, help="the remote server's model name")
+        c.add_argument("--remote-mode", choices=("auto", "remote"), default="auto",
+                       help="auto: remote only when local cannot serve (default); remote: always")
         if name == "complete":
             c.add_argument("prompt")
         else:
@@ -65,11 +71,29 @@ def _log(msg: str) -> None:
 
 
 def _log_usage(u: dict, finish: str) -> None:
-    ttft = u["time_to_first_token_s"]
-    _log(f"{u['prompt_tokens']} prompt tokens ({u['cached_tokens']} cached), "
-         f"{u['completion_tokens']} generated ({finish}); time to first token "
-         f"{'-' if ttft is None else f'{ttft:.3f} s'}; prefill {u['prefill_tokens_per_s']:.1f} "
-         f"tok/s; decode {u['decode_tokens_per_s']:.1f} tok/s; total {u['e2e_latency_s']:.2f} s")
+    # None: not known (a remote server that reports no usage)
+    f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+    _log(f"{f(u['prompt_tokens'], 'd')} prompt tokens ({f(u['cached_tokens'], 'd')} cached), "
+         f"{f(u['completion_tokens'], 'd')} generated ({finish}); time to first token "
+         f"{f(u['time_to_first_token_s'], '.3f')} s; prefill "
+         f"{f(u['prefill_tokens_per_s'], '.1f')} tok/s; decode "
+         f"{f(u['decode_tokens_per_s'], '.1f')} tok/s; total {u['e2e_latency_s']:.2f} s")
+
+
+def _with_remote(rt, args):
+    """HybridLLM over `rt` with the command line's remote settings (kept in memory only; the
+    key from $LOCALLLM_REMOTE_API_KEY, never from an argument: those show in `ps`)."""
+    import os
+
+    from .runtime.hybrid import HybridLLM
+    from .runtime.remote_config import MemoryConfigStore, RemoteConfig
+    cfg = RemoteConfig().updated({"enabled": True, "base_url": args.remote_url,
+                                  "model": args.remote_model or "", "mode": args.remote_mode,
+                                  "api_key": os.environ.get("LOCALLLM_REMOTE_API_KEY", "")})
+    hybrid = HybridLLM(rt, store=MemoryConfigStore(cfg.to_dict()))
+    hybrid.on("provider", lambda d: _log(f"note: this request goes to {d['host']} "
+                                         f"({d['reason']})"))
+    return hybrid
 
 
 async def _print_stream(rt, stream) -> tuple[str, dict]:
@@ -166,6 +190,8 @@ async def _run(args) -> int:
         return await _models()
     from .runtime import LocalLLM
     rt = LocalLLM()
+    if args.remote_url:
+        rt = _with_remote(rt, args)
     bar = ProgressBar(sys.stderr)
     rt.on("progress", bar.update)
     rt.on("memory-warning", lambda d: _log(f"warning: {d['text']}"))
@@ -176,8 +202,12 @@ async def _run(args) -> int:
     finally:
         bar.close()
     a = rt.runtime_info()["adapter"]
-    _log(f"adapter: {a['vendor']} {a['device']} {a['description']}")
-    _log(f"loaded {r['model']} in {r['load_s']:.2f} s")
+    if r.get("provider") == "remote":
+        _log(f"using the remote model {r['model']}" + (f" ({r['reason']})" if "reason" in r
+                                                        else ""))
+    else:
+        _log(f"adapter: {a['vendor']} {a['device']} {a['description']}")
+        _log(f"loaded {r['model']} in {r['load_s']:.2f} s")
     opts = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed,
             "top_k": args.top_k, "top_p": args.top_p}
     try:

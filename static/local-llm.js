@@ -30,6 +30,14 @@
 // Events are dispatched on window as CustomEvent("local-llm:<name>", {detail}) and to on()
 // listeners as cb(detail, {memory}). getStatus() returns the last status the worker reported
 // ({state: "idle", model: null, ...} until it is up).
+//
+// Remote fallback (opt-in; docs/remote.md): the worker's service is the hybrid provider.
+// getRemoteConfig() -> {enabled, base_url, model, mode, has_api_key, insecure} (the key
+// itself never comes back); setRemoteConfig({enabled, baseUrl, apiKey, model,
+// mode}) stores the given keys in this origin's IndexedDB (mode "local" | "remote" | "auto";
+// apiKey null clears it). Every result and stream item carries provider: "local" | "remote",
+// and before a request leaves the device the "provider" event fires ({provider, reason,
+// local_error, host, model, kind}; window: local-llm:provider) so the page can show a badge.
 
 const WORKER_URL = new URL("./engine-worker.js", import.meta.url);
 const hasWindow = typeof window !== "undefined";
@@ -245,8 +253,14 @@ export const LocalLLM = {
   /** Synchronous: the last status the worker reported. */
   getStatus: () => structuredClone(status),
   getRuntimeInfo: () => send("getRuntimeInfo"),
+  /** Remote provider settings without the key: {enabled, base_url, model, mode, has_api_key,
+   *  insecure}. */
+  getRemoteConfig: () => send("getRemoteConfig"),
+  /** setRemoteConfig({enabled, baseUrl, apiKey, model, mode}): changes the given settings,
+   *  stored on this device only; resolves to getRemoteConfig()'s shape. */
+  setRemoteConfig: (config = {}) => send("setRemoteConfig", [], snakeKeys(config)),
   /** on("progress", (detail, {memory}) => ...) -> unsubscribe function. Names: loading,
-   *  progress, ready, error, memory-warning, status, api-ready. */
+   *  progress, ready, error, memory-warning, status, api-ready, provider. */
   on(name, cb) {
     if (!listeners.has(name)) listeners.set(name, new Set());
     listeners.get(name).add(cb);

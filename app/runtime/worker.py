@@ -25,6 +25,8 @@ OPS = {
     "interrupt": "interrupt", "switchModel": "switch_model", "unload": "unload",
     "getAvailableModels": "available_models", "getStatus": "status",
     "getRuntimeInfo": "runtime_info", "chatCompletionsCreate": "chat_completions.create",
+    # The remote provider's settings (HybridLLM, app/runtime/hybrid.py; docs/remote.md).
+    "getRemoteConfig": "remote_config", "setRemoteConfig": "set_remote_config",
 }
 IMMEDIATE = {"interrupt", "getStatus"}
 
@@ -167,6 +169,13 @@ def start(post, site: str, versions_json: str | None = None):
         post(_dumps(msg))
 
     platform = BrowserPlatform(str(site), send, json.loads(versions_json) if versions_json else {})
-    loop = WorkerLoop(LocalLLM(platform=platform), send, platform.self_test)
+    # The service is the hybrid provider: LocalLLM unchanged unless the user enabled a remote
+    # server (settings in this origin's IndexedDB; docs/remote.md).
+    from .hybrid import HybridLLM
+    from .remote import RemoteLLM
+    from .remote_browser import FetchTransport, IndexedDBConfigStore
+    service = HybridLLM(LocalLLM(platform=platform), store=IndexedDBConfigStore(str(site)),
+                        remote=RemoteLLM(transport=FetchTransport()))
+    loop = WorkerLoop(service, send, platform.self_test)
     send({"ready": True, "status": loop._status()})
     return create_proxy(loop.on_message)
