@@ -40,6 +40,12 @@ async def start() -> None:
     llm.on("progress", ui.progress)
     llm.on("ready", lambda _detail: _refresh_memory(llm, ui))
     llm.on("backend", ui.backend)
+    # Remote fallback settings and the "text left this device" badge (docs/remote.md).
+    from .ui.remote_settings import RemoteSettings
+    try:
+        await RemoteSettings(document, llm).load()
+    except RuntimeAPIError as e:
+        ui.error("Remote fallback settings could not be read", str(e.args[0]))
     ui.status("Opening the GPU…")
     try:
         ui.runtime(await llm.check_webgpu())

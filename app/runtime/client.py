@@ -173,6 +173,14 @@ class LocalLLMClient:
     async def runtime_info(self) -> dict:
         return _to_py(await _call(self._js.getRuntimeInfo()))
 
+    async def remote_config(self) -> dict:
+        """The remote fallback's settings without the key (docs/remote.md)."""
+        return _to_py(await _call(self._js.getRemoteConfig()))
+
+    async def set_remote_config(self, **config) -> dict:
+        """Change the given remote settings (enabled, base_url, api_key, model, mode)."""
+        return _to_py(await _call(self._js.setRemoteConfig(_options(config))))
+
     async def self_test(self, m: int = 37, n: int = 29, k: int = 45, seed: int | None = None) -> dict:
         """The GPU self-test in the worker (app/selftest.py's result dict)."""
         return _to_py(await _call(self._js.selfTest(m, n, k, seed)))
