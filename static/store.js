@@ -58,6 +58,7 @@ export function openDB(name) {
 export function closeDB(name) {
   const p = dbs.get(name);
   dbs.delete(name);
+  if (readerState) readerState.close(name);     // the reader worker's connection too
   return p ? p.then((db) => db.close()) : Promise.resolve();
 }
 
@@ -160,13 +161,112 @@ export async function putChunk(db, key, index, bytes) {
 }
 
 // One chunk as {data: Uint8Array, meta: JSON {size, sha256 (recorded), actual (recomputed when
-// verify)}}, or {data: null} when it is not stored.
+// verify)}}, or {data: null} when it is not stored. Read by the reader worker when one runs (see
+// below), else on this thread.
 export async function readChunk(db, key, index, verify) {
+  const worker = reader();
+  if (worker) {
+    try {
+      return await worker.read(db.name, key, index, verify);
+    } catch (e) {
+      if (!(e instanceof ReaderUnavailable)) throw e;
+    }
+  }
+  return readChunkHere(db, key, index, verify);
+}
+
+export async function readChunkHere(db, key, index, verify) {
   const rec = await request(db.transaction("chunks").objectStore("chunks").get([key, index]));
   if (!rec) return { data: null, meta: "null" };
-  const data = new Uint8Array(rec.data);
+  // The record's data is a fresh deserialized copy: view it, don't copy it again.
+  const d = rec.data;
+  const data = ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d);
   const meta = { size: rec.size, sha256: rec.sha256, actual: verify ? await sha256(data) : null };
   return { data, meta: JSON.stringify(meta) };
+}
+
+// -- the reader worker ----------------------------------------------------------------------------
+// A chunk read costs this thread more than the bytes' arrival: IndexedDB deserializes the 16 MiB
+// record here and SubtleCrypto copies it here before hashing. In the engine this is the thread that
+// parses and uploads tensors, so a cached load ran at about (plain read + hashing) + upload. A
+// dedicated worker (store-reader.js) does the get and the hash on its own thread and transfers
+// the chunk's ArrayBuffer back (no copy); loads then overlap reading with uploading
+// (docs/benchmarks.md, "Weight store"). Where no worker can be started (or it fails to load) the
+// reads happen here as before.
+class ReaderUnavailable extends Error {}
+let readerState;                 // undefined: not started yet; null: unavailable
+
+// Whether chunk reads go through the reader worker (default true; tests and benchmarks compare).
+// false stops a running worker; true lets the next read start one (a running one is kept).
+export function useReader(enabled) {
+  if (enabled) {
+    if (readerState === null) readerState = undefined;
+  } else {
+    if (readerState) readerState.terminate();
+    readerState = null;
+  }
+}
+
+// Whether the reader worker runs (it starts with the first chunk read).
+export function readerRunning() {
+  return Boolean(readerState);
+}
+
+// Start the reader worker now and wait until it answers (its scripts are loaded): e.g. before
+// going offline. -> whether it runs.
+export async function startReader() {
+  const worker = reader();
+  if (worker) {
+    try {
+      await worker.ping();
+    } catch (e) {
+      if (!(e instanceof ReaderUnavailable)) throw e;
+    }
+  }
+  return Boolean(readerState);
+}
+
+function reader() {
+  if (readerState !== undefined) return readerState;
+  readerState = null;
+  let worker;
+  try {
+    worker = new Worker(new URL("./store-reader.js", import.meta.url), { type: "module", name: "store-reader" });
+  } catch (e) {
+    return null;
+  }
+  const pending = new Map();
+  let next = 0;
+  let state;
+  const giveUp = (why) => {
+    if (readerState === state) readerState = null;
+    worker.terminate();
+    for (const { reject } of pending.values()) reject(new ReaderUnavailable(why));
+    pending.clear();
+  };
+  worker.onerror = (e) => { e.preventDefault(); giveUp(`store-reader.js failed: ${e.message}`); };
+  worker.onmessageerror = () => giveUp("store-reader.js sent a message that could not be read");
+  worker.onmessage = ({ data: m }) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.error) p.reject(new DOMException(m.error.message, m.error.name));
+    else p.resolve({ data: m.data, meta: m.meta });
+  };
+  const ask = (message) => {
+    const id = next++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, ...message });
+    });
+  };
+  readerState = state = {
+    read: (db, key, index, verify) => ask({ db, key, index, verify }),
+    ping: () => ask({ ping: true }),
+    close(db) { worker.postMessage({ close: db }); },
+    terminate() { giveUp("stopped"); },
+  };
+  return readerState;
 }
 
 export function concat(parts) {
@@ -223,7 +323,9 @@ export async function pump(db, handle, key, firstIndex, chunkSize, expected, sta
   let last = 0;
   const result = (error) => JSON.stringify({ chunks: index - firstIndex, bytes: received, stored, error });
   const commit = async () => {
-    const bytes = fill === chunkSize ? buf : buf.subarray(0, fill);
+    // A partial (last) chunk is stored from its own buffer: a view would make IndexedDB store
+    // the whole chunkSize buffer behind it.
+    const bytes = fill === chunkSize ? buf : buf.slice(0, fill);
     await storeChunk(db, key, index, bytes);
     if (hasher) hasher.update(bytes);
     stored += fill; index += 1; fill = 0;

@@ -12,7 +12,7 @@ chunks: the first 60% of the rest), upload (wllama loading the Blob into its mem
 """
 from __future__ import annotations
 
-from ..store.load import LoadProgress, _download, _missing_bytes, model_files
+from ..store.load import READAHEAD, LoadProgress, _download, _missing_bytes, model_files
 from .errors import CpuBackendError
 from .model import CpuInfo, CpuModel
 
@@ -23,7 +23,7 @@ READ_SHARE = 0.6
 async def read_blob(store, spec, lp: LoadProgress):
     """A JS Blob of the cached file `spec`, every chunk verified (IDBChunkSource)."""
     from .wllama import blob_of
-    src = await store.source(spec.cache_key, readahead=1)
+    src = await store.source(spec.cache_key, readahead=READAHEAD)
     parts, done = [], 0
     try:
         lp.cache_read(spec.label, 0, src.size, READ_SHARE)

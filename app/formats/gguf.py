@@ -16,6 +16,7 @@ hostile file fails fast with a named error instead of allocating gigabytes or ha
 from __future__ import annotations
 
 import struct
+from codecs import utf_8_decode
 from dataclasses import dataclass, field
 
 from .ggml_types import GGML_TYPES, tensor_nbytes
@@ -27,7 +28,7 @@ DEFAULT_ALIGNMENT = 32
 MAX_HEADER_BYTES = 256 << 20   # larger metadata than this is not a real model
 MAX_DIMS = 4                   # GGML_MAX_DIMS
 MAX_NESTING = 8                # arrays of arrays of ...
-FIRST_READ = 1 << 20
+FIRST_READ = 4 << 20           # covers the vocabularies of most models (SmolLM2's header: 1.8 MB)
 
 # Metadata value types: id -> (name, struct format or None for string/array)
 VALUE_TYPES = {0: ("UINT8", "B"), 1: ("INT8", "b"), 2: ("UINT16", "H"), 3: ("INT16", "h"),
@@ -182,7 +183,33 @@ class _Cursor:
                                      f"{self.file_size - self.pos} bytes left in the file")
         if efmt:
             return list(self.unpack(f"{count}{efmt}", what))
+        if etype == 8:
+            return self.strings(count, what, depth + 1)
         return [self.value(etype, f"{what}[{i}]", depth + 1) for i in range(count)]
+
+    def strings(self, count: int, what: str, depth: int) -> list[str]:
+        """An array's `count` strings (vocabularies: ~100k of them). A tight loop for the
+        well-formed ones; from the first that is not (past the prefix or the header limit, bad
+        UTF-8), the general path takes over, so errors and restarts are exactly value()'s."""
+        buf, pos, out = self.buf, self.pos, []
+        limit = min(len(buf), self.file_size, MAX_HEADER_BYTES)
+        unpack, append = struct.unpack_from, out.append
+        i = 0
+        try:
+            for i in range(count):
+                end = pos + 8 + unpack("<Q", buf, pos)[0]
+                if end > limit:
+                    break
+                append(utf_8_decode(buf[pos + 8:end], "strict", True)[0])
+                pos = end
+            else:
+                self.pos = pos
+                return out
+        except (struct.error, UnicodeDecodeError):
+            pass
+        self.pos = pos
+        out.extend(self.value(8, f"{what}[{j}]", depth) for j in range(i, count))
+        return out
 
 
 def _parse(buf: memoryview, file_size: int) -> tuple:

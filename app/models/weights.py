@@ -1,8 +1,9 @@
 """Upload a checkpoint's tensors to the GPU, tensor by tensor as they are read (never the whole
 file in memory), into the per-layer records the forward pass reads.
 
-Matrices become GPUWeights in an internal layout (app/kernels/quant.upload_weight; or, for an
-F32/F16/BF16 safetensors checkpoint with `quantize`, app/kernels/quantize_weight on the GPU).
+Matrices become GPUWeights in an internal layout (app/kernels/quant.upload_weight; on the page's
+CPU adapter the repack runs on the host, host_repack.py; for an F32/F16/BF16 safetensors
+checkpoint with `quantize`, app/kernels/quantize_weight on the GPU).
 Vectors (norm weights, biases) become f32 buffers. Fused tensors (Phi-3's attn_qkv and gate|up
 ffn_up) are split by rows into their parts at upload, so every family runs the same blocks.
 """
@@ -15,9 +16,10 @@ from typing import Callable
 
 from ..gpu import Buffer, Device
 from ..kernels.dequant import dequantize
-from ..kernels.layouts import LAYOUT_OF, GPUWeight, row_bytes, rows_per_chunk
-from ..kernels.quant import _byte_source, gguf_row_bytes, upload_weight
+from ..kernels.layouts import LAYOUT_OF, NEEDS_REPACK, Chunk, GPUWeight, row_bytes, rows_per_chunk
+from ..kernels.quant import WeightSizeError, _byte_source, gguf_row_bytes, upload_weight
 from ..formats.sources import as_bytes
+from . import host_repack
 from .config import ModelConfig
 from .tensors import TensorSet
 
@@ -199,13 +201,46 @@ class _Uploader:
                                          for r in views_at)
 
     async def stacked(self, name: str, parts: list[str]) -> GPUWeight:
-        """Tensors `parts` stacked by rows into one GPUWeight called `name`."""
+        """Tensors `parts` stacked by rows into one GPUWeight called `name`. Where the GGUF
+        blocks already are the internal layout, each part is written straight into its rows of
+        the one buffer; a CPU adapter's host repack (host_repack.py) also writes part by part;
+        otherwise (GPU repack, quantize, a part of a size WebGPU cannot write at an offset) the
+        parts are joined first."""
         t, cols = self.ts.type(parts[0]), self.ts.shape(parts[0])[1]
-        raws = [await self.ts.data(p) for p in parts]
         rows = sum(self.ts.shape(p)[0] for p in parts)
-        w = await self._upload(name, t, _concat(raws), rows, cols)
+        row_b = gguf_row_bytes(t, cols)
+        if t in NEEDS_REPACK or (self.quantize and t in DENSE) \
+                or any(self.ts.shape(p)[0] * row_b % 4 for p in parts):
+            raws = [await self.ts.data(p) for p in parts]
+            shaped = [(raw, self.ts.shape(p)[0]) for raw, p in zip(raws, parts)]
+            if not self.quantize and host_repack.applies(self.dev, t, shaped):
+                w = await host_repack.upload(self.dev, name, t, shaped, cols)
+                self.owned.append(w)
+            else:
+                w = await self._upload(name, t, _concat(raws), rows, cols)
+        else:
+            w = await self._direct(name, t, parts, rows, cols)
         for p in parts:
             self._advance(p)
+        return w
+
+    async def _direct(self, name, t, parts, rows, cols) -> GPUWeight:
+        """One weights buffer of `rows` rows (fusable() checked that they fit one binding),
+        part i written at its first row: no joined copy of the parts on the host."""
+        row_b = gguf_row_bytes(t, cols)
+        w = GPUWeight(name, LAYOUT_OF[t], rows, cols)
+        buf = self.dev.create_buffer(rows * row_b, kind="weights", label=f"{name}[0:{rows}]")
+        w.chunks.append(Chunk(buf, 0, rows))
+        self.owned.append(w)
+        r0 = 0
+        for p in parts:
+            raw, n = await self.ts.data(p), self.ts.shape(p)[0]
+            size, _ = _byte_source(p, raw)
+            if size != n * row_b:
+                raise WeightSizeError(f"tensor {p!r}: {t} {n} x {cols} needs {n * row_b} bytes, "
+                                      f"got {size}; the model file is truncated or corrupt")
+            self.dev.write(buf, raw, r0 * row_b)
+            r0 += n
         return w
 
     async def _upload(self, name, t, data, rows, cols) -> GPUWeight:
@@ -213,6 +248,8 @@ class _Uploader:
             from ..kernels.quantize_weight import quantize_weight
             w = await quantize_weight(self.dev, name, t, data, rows, cols, QUANTIZE[self.quantize],
                                       check=False)
+        elif host_repack.applies(self.dev, t, [(data, rows)]):
+            w = await host_repack.upload(self.dev, name, t, [(data, rows)], cols)
         else:
             w = await upload_weight(self.dev, name, t, data, rows, cols, check=False)
         self.owned.append(w)

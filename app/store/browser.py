@@ -186,6 +186,23 @@ class Hasher:
         return str(_module.hasherDigest(self.handle))
 
 
+async def use_reader(enabled: bool) -> None:
+    """Whether chunk reads run in static/store-reader.js's worker (the default) or on this
+    thread (static/store.js explains the difference; for tests and the benchmark's A/B)."""
+    (await _js()).useReader(enabled)
+
+
+async def start_reader() -> bool:
+    """Start the reader worker now (else the first chunk read does) and wait until its scripts
+    are loaded, e.g. before the network goes away. Whether it runs."""
+    return bool(await (await _js()).startReader())
+
+
+async def reader_running() -> bool:
+    """Whether the reader worker runs (it starts with the first chunk read)."""
+    return bool((await _js()).readerRunning())
+
+
 def concat(parts: list):
     """One JS Uint8Array from several (copied in JS)."""
     from pyodide.ffi import to_js

@@ -24,11 +24,11 @@ async def open_hf(store, by_name: dict, lp=None) -> tuple:
     cfg = from_hf(json.loads(await read_cached(store, by_name["config.json"].cache_key)))
 
     async def open_source(name: str):
-        from .load import ModelFilesError, Reporting
+        from .load import READAHEAD, ModelFilesError, Reporting
         spec = by_name.get(name)
         if spec is None:
             raise ModelFilesError(f"the shard index names {name}, which was not downloaded")
-        src = await store.source(spec.cache_key, readahead=1)
+        src = await store.source(spec.cache_key, readahead=READAHEAD)
         opened.append(src)
         return src if lp is None else Reporting(src, lp, name)
 

@@ -9,7 +9,8 @@ a Hugging Face checkpoint: config.json plus model.safetensors, or model.safetens
 
 A GGUF goes through app.models.load_model(dev, IDBChunkSource): its header is parsed from the
 first chunk(s), then each tensor is read from the chunks that hold it (each verified against its
-sha256 on first read; a corrupt one is fetched again) and uploaded before the next is read.
+sha256 on first read, in the store's reader worker, READAHEAD chunks ahead of the upload; a
+corrupt one is fetched again) and uploaded before the next is read.
 A safetensors checkpoint is opened here from per-shard sources (hf.py), as load_model only takes
 a directory path for those.
 
@@ -33,6 +34,7 @@ from .download import FileSpec
 from .errors import StoreError
 
 INDEX = "model.safetensors.index.json"
+READAHEAD = 3   # chunks read + verified ahead of the upload: <= 5 x 16 MiB held (IDBChunkSource)
 
 
 class ModelFilesError(StoreError):
@@ -149,7 +151,7 @@ async def load_cached_model(dev, store, model, progress=None, **load_model_kwarg
     await _download(store, specs, lp if missing else None)
     if fmt == "gguf":
         from app.models import load_model
-        src = await store.source(specs[0].cache_key, readahead=1)
+        src = await store.source(specs[0].cache_key, readahead=READAHEAD)
         lp.cache(specs[0].label, 0, src.size)
         try:
             return await load_model(dev, Reporting(src, lp, specs[0].label),

@@ -11,9 +11,11 @@ with a Range request when the file came from one (and checked against the record
 otherwise IntegrityError. A corrupt chunk is never handed out. The last `keep` chunks read stay
 referenced so that the many small reads of a header parse cost one IndexedDB get.
 
-readahead=k (loaders streaming the whole file use 1): reading chunk i starts the IndexedDB get
-and sha256 of chunks i+1 .. i+k in the background, so they overlap with the GPU upload of
-chunk i's tensors. Memory: at most keep + readahead chunks (16 MiB each) are referenced.
+readahead=k (app/store/load.py streams a model with READAHEAD = 3): asking for chunk i starts
+the IndexedDB gets and sha256s of chunks i+1 .. i+k too, at once, behind chunk i's, so they
+overlap with the parse and GPU upload of chunk i's tensors. The gets and hashes run in
+static/store.js's reader worker (off the thread that uploads; see there), so read-ahead overlaps
+for real. Memory: at most keep + readahead chunks (16 MiB each) are referenced.
 """
 from __future__ import annotations
 
@@ -44,13 +46,16 @@ class IDBChunkSource:
             self._recent.move_to_end(index)
             return self._recent[index]
         task = self._pending.pop(index, None)
-        data = await (task if task is not None else self._load(index))
-        self._recent[index] = data
-        while len(self._recent) > self._keep:
-            self._recent.popitem(last=False)
+        if task is None:
+            task = asyncio.ensure_future(self._load(index))
+        # The next chunks' reads start now, behind this one's, not after it arrives.
         for i in range(index + 1, min(index + 1 + self._readahead, self.n_chunks)):
             if i not in self._recent and i not in self._pending:
                 self._pending[i] = asyncio.ensure_future(self._load(i))
+        data = await task
+        self._recent[index] = data
+        while len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
         return data
 
     def close(self) -> None:

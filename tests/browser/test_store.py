@@ -220,7 +220,10 @@ CORRUPT_JS = """async ([db, key, index]) => {
 }"""
 
 
-def test_a_corrupted_chunk_is_detected_and_fetched_again(store_page, models, random_file):
+@pytest.mark.parametrize("worker", [True, False], ids=["reader-worker", "page-thread"])
+def test_a_corrupted_chunk_is_detected_and_fetched_again(store_page, models, random_file, worker):
+    """Both read paths of static/store.js: chunks read and hashed in its reader worker (the
+    default), and on the page's own thread (where no worker can be started)."""
     name, (path, _) = "random.bin", random_file
     db = f"test-{uuid.uuid4().hex[:8]}"
     store_py(store_page, """
@@ -232,20 +235,53 @@ await store.download(FileSpec(inputs["url"]))
     off, n = 2 * CHUNK - 1000, CHUNK + 2000                # spans chunks 1, 2 and 3
     r = store_py(store_page, """
 from app.store import browser
-store = await open_store()
-src = await store.source(inputs["url"])
-data = await src.read(inputs["off"], inputs["n"])
-first = dict(sha=await browser.sha256(data), repaired=src.repaired, verified=sorted(src.verified))
-again = await store.source(inputs["url"])                  # a fresh source verifies again
-data = await again.read(inputs["off"], inputs["n"])
-result = dict(first=first, again=await browser.sha256(data), repaired_again=again.repaired)
-""", db=db, url=models.url(name), off=off, n=n)
+await browser.use_reader(inputs["worker"])
+try:
+    store = await open_store()
+    src = await store.source(inputs["url"])
+    data = await src.read(inputs["off"], inputs["n"])
+    first = dict(sha=await browser.sha256(data), repaired=src.repaired,
+                 verified=sorted(src.verified))
+    again = await store.source(inputs["url"])              # a fresh source verifies again
+    data = await again.read(inputs["off"], inputs["n"])
+    result = dict(first=first, again=await browser.sha256(data), repaired_again=again.repaired,
+                  reader=await browser.reader_running())
+finally:
+    await browser.use_reader(True)
+""", db=db, url=models.url(name), off=off, n=n, worker=worker)
     expected = hashlib.sha256(path.read_bytes()[off:off + n]).hexdigest()
+    assert r["reader"] is worker
     assert r["first"]["repaired"] == [2] and r["first"]["verified"] == [1, 2, 3]
     assert r["first"]["sha"] == expected and r["again"] == expected
     assert r["repaired_again"] == []
     # Exactly the corrupt chunk was fetched again, with a Range request.
     assert [(h.range, h.status) for h in models.gets()] == [(f"bytes={2 * CHUNK}-{3 * CHUNK - 1}", 206)]
+
+
+STORED_BUFFER_JS = """async ([db, key, index]) => {
+  const req = indexedDB.open(db);
+  await new Promise((ok) => { req.onsuccess = ok; });
+  const get = req.result.transaction("chunks").objectStore("chunks").get([key, index]);
+  await new Promise((ok) => { get.onsuccess = ok; });
+  const d = get.result.data;
+  req.result.close();
+  return [get.result.size, (d.buffer || d).byteLength];
+}"""
+
+
+def test_the_short_last_chunk_is_stored_without_the_chunk_buffer_behind_it(store_page, models,
+                                                                          random_file):
+    """A download fills one chunk-sized buffer; the last, short chunk must not be stored as a
+    view of it (IndexedDB would serialize the whole 4 MiB buffer behind 12,345 bytes)."""
+    db = f"test-{uuid.uuid4().hex[:8]}"
+    url = models.url("random.bin")
+    store_py(store_page, """
+store = await open_store()
+await store.download(FileSpec(inputs["url"]))
+""", db=db, url=url)
+    last = RANDOM_SIZE // CHUNK
+    assert store_page.evaluate(STORED_BUFFER_JS, [db, url, last]) == [RANDOM_SIZE % CHUNK] * 2
+    assert store_page.evaluate(STORED_BUFFER_JS, [db, url, 0]) == [CHUNK] * 2
 
 
 def test_request_headers_reach_the_server_and_stay_out_of_indexeddb(store_page, models,
