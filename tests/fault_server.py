@@ -56,6 +56,42 @@ class Hit:
     sent: int = 0
 
 
+
+class ServerThread:
+    """An aiohttp application on 127.0.0.1 (a free port) served from its own thread and event
+    loop, so that synchronous tests (and Playwright's loop) can use it. start() -> the port."""
+
+    def __init__(self, app, name: str, **runner_options):
+        self.app, self.name, self.options = app, name, runner_options
+        self.port = None
+        self._loop = self._runner = self._thread = None
+
+    def start(self) -> int:
+        ready = threading.Event()
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            self._runner = web.AppRunner(self.app, access_log=None, **self.options)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError(f"{self.name} did not start listening within 10 s")
+        return self.port
+
+    def stop(self) -> None:
+        if self._loop:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
+
 class FaultServer:
     def __init__(self, files: dict[str, Path]):
         self.files = {name: Path(p) for name, p in files.items()}
@@ -65,7 +101,7 @@ class FaultServer:
         self.faults: dict[str, deque] = defaultdict(deque)
         self.log: list[Hit] = []
         self.base = None
-        self._loop = self._runner = self._thread = None
+        self._server: ServerThread | None = None
 
     # -- control (from the test thread) ---------------------------------------------------------
     def url(self, name: str) -> str:
@@ -82,31 +118,16 @@ class FaultServer:
         return [h for h in self.log if h.method == "GET" and (name is None or h.name == name)]
 
     def start(self) -> "FaultServer":
-        ready = threading.Event()
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # cut connections are the point
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_route("*", "/files/{name}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fault-server", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        app = web.Application()
+        app.router.add_route("*", "/files/{name}", self._handle)
+        self._server = ServerThread(app, "fault-server")
+        self.base = f"http://127.0.0.1:{self._server.start()}/"
         return self
 
     def stop(self) -> None:
-        if self._loop:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
 
     # -- serving ----------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:

@@ -34,6 +34,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.fault_server import ServerThread
+
 ACCESS = re.compile(r'"(GET|POST|OPTIONS) (\S+) HTTP/[\d.]+" (\d+)')
 
 
@@ -144,37 +146,22 @@ class ErrorServer:
         self.hits: list[tuple[str, str | None]] = []
         self.left = threading.Event()          # a stalled request's client went away
         self.port = None
-        self._loop = self._runner = self._thread = None
+        self._server: ServerThread | None = None
 
     def base_url(self, case: str) -> str:
         return f"http://127.0.0.1:{self.port}/{case}/v1"
 
     def start(self) -> "ErrorServer":
-        ready = threading.Event()
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_route("*", "/{case}/v1/{path:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                         shutdown_timeout=1)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="remote-error-server", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        app = web.Application()
+        app.router.add_route("*", "/{case}/v1/{path:.*}", self._handle)
+        self._server = ServerThread(app, "remote-error-server", handler_cancellation=True,
+                                    shutdown_timeout=1)
+        self.port = self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._loop:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         case = request.match_info["case"]
