@@ -10,9 +10,30 @@ truncate="error" raises PromptTooLongError; truncate="oldest" drops turns:
 """
 from __future__ import annotations
 
+from ..kernels.sampling import SamplingParams
 from .errors import PromptTooLongError
 
 TRUNCATE = ("error", "oldest")
+
+
+def check_options(o: dict) -> tuple[SamplingParams, int, list[str], str]:
+    """The options of a chat()/complete() call (its keyword arguments), checked: (SamplingParams,
+    max_tokens, stop as a list of strings, truncate). SamplingParamsError / ValueError name the
+    bad one. The local runtime and the remote provider both check requests with it."""
+    params = SamplingParams(
+        temperature=o["temperature"], top_k=o["top_k"], top_p=o["top_p"], min_p=o["min_p"],
+        repetition_penalty=o["repetition_penalty"], presence_penalty=o["presence_penalty"],
+        frequency_penalty=o["frequency_penalty"], seed=o["seed"], logprobs=o["logprobs"])
+    max_tokens = o["max_tokens"]
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+    stop = o["stop"]
+    stop = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
+    if not all(isinstance(s, str) for s in stop):
+        raise ValueError(f"stop must be a string or a list of strings, got {o['stop']!r}")
+    if o["truncate"] not in TRUNCATE:
+        raise ValueError(f"truncate must be 'error' or 'oldest', got {o['truncate']!r}")
+    return params, max_tokens, stop, o["truncate"]
 
 
 def check_messages(messages) -> list[dict]:

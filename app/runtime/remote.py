@@ -41,8 +41,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..kernels.sampling import SamplingParams
-from .prompt import TRUNCATE, check_messages
+from .prompt import check_messages, check_options
 from .remote_config import RemoteConfig
 from .remote_errors import (RemoteConfigError, RemoteRequestError, RemoteServerError,
                             RemoteTimeoutError, http_error, redact)
@@ -140,20 +139,8 @@ class RemoteLLM:
 
     # -- the request --------------------------------------------------------------------------
     def _check(self, o: dict) -> None:
-        SamplingParams(temperature=o["temperature"], top_k=o["top_k"], top_p=o["top_p"],
-                       min_p=o["min_p"], repetition_penalty=o["repetition_penalty"],
-                       presence_penalty=o["presence_penalty"],
-                       frequency_penalty=o["frequency_penalty"], seed=o["seed"],
-                       logprobs=o["logprobs"])
-        m = o["max_tokens"]
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"max_tokens must be an integer >= 1, got {m!r}")
-        stop = o["stop"]
-        o["stop"] = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
-        if not all(isinstance(s, str) for s in o["stop"]):
-            raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
-        if o["truncate"] not in TRUNCATE:
-            raise ValueError(f"truncate must be 'error' or 'oldest', got {o['truncate']!r}")
+        """The options as LocalLLM checks them (stop made a list); then the configuration."""
+        _, o["max_tokens"], o["stop"], o["truncate"] = check_options(o)
         cfg = self.config
         if not cfg.base_url or not cfg.model:
             raise RemoteConfigError("the remote provider is not configured: set base_url and "

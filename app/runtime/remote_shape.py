@@ -104,15 +104,22 @@ def _choice(kind: str, body) -> tuple[dict | None, str]:
     return c, text if isinstance(text, str) else ""
 
 
+def _json_object(text, not_json: str, not_object: str) -> dict:
+    """json.loads(text) when it is a JSON object; else RemoteServerError(not_json / not_object)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise RemoteServerError(not_json) from None
+    if not isinstance(body, dict):
+        raise RemoteServerError(not_object)
+    return body
+
+
 def parse_reply(kind: str, raw: bytes) -> tuple[str, str | None, dict | None, str | None, list]:
     """A non-streamed reply body -> (text, finish_reason, usage counts, model, logprobs)."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise RemoteServerError("the remote server's reply is not JSON; is base_url an "
-                                "OpenAI-compatible API root (ending in /v1)?") from None
-    if not isinstance(body, dict):
-        raise RemoteServerError("the remote server's reply is not a JSON object")
+    body = _json_object(raw, "the remote server's reply is not JSON; is base_url an "
+                             "OpenAI-compatible API root (ending in /v1)?",
+                        "the remote server's reply is not a JSON object")
     c, text = _choice(kind, body)
     if c is None:
         raise RemoteServerError("the remote server's reply has no choice")
@@ -144,13 +151,8 @@ class StreamState:
         if data.strip() == DONE:
             self.done = True
             return []
-        try:
-            body = json.loads(data)
-        except ValueError:
-            raise RemoteServerError("the remote server's stream carries an event that is not "
-                                    "JSON") from None
-        if not isinstance(body, dict):
-            raise RemoteServerError("the remote server's stream carries a non-object event")
+        body = _json_object(data, "the remote server's stream carries an event that is not "
+                                  "JSON", "the remote server's stream carries a non-object event")
         if "error" in body and "choices" not in body:
             err = body["error"]
             msg = err.get("message") if isinstance(err, dict) else err
