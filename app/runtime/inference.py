@@ -15,10 +15,9 @@ import asyncio
 import time
 
 from ..gpu import DeviceLostError
-from ..kernels.sampling import SamplingParams
 from .errors import NotLoadedError
 from .generation import Request, generate
-from .prompt import TRUNCATE, chat_prompt_ids, raw_prompt_ids, check_messages
+from .prompt import chat_prompt_ids, check_messages, check_options, raw_prompt_ids
 
 
 class _Failure:
@@ -26,6 +25,12 @@ class _Failure:
 
     def __init__(self, error: BaseException):
         self.error = error
+
+    @classmethod
+    def put(cls, req: Request, error: BaseException) -> None:
+        """End `req` with `error`: its consumer raises it."""
+        req.finished = True
+        req.items.put_nowait(cls(error))
 
 
 class Inference:
@@ -78,22 +83,10 @@ class Inference:
             req.aborted = True
 
     def _submit(self, kind: str, payload, o: dict) -> Request:
-        params = SamplingParams(
-            temperature=o["temperature"], top_k=o["top_k"], top_p=o["top_p"], min_p=o["min_p"],
-            repetition_penalty=o["repetition_penalty"], presence_penalty=o["presence_penalty"],
-            frequency_penalty=o["frequency_penalty"], seed=o["seed"], logprobs=o["logprobs"])
-        max_tokens = o["max_tokens"]
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
-        stop = o["stop"]
-        stop = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
-        if not all(isinstance(s, str) for s in stop):
-            raise ValueError(f"stop must be a string or a list of strings, got {o['stop']!r}")
-        if o["truncate"] not in TRUNCATE:
-            raise ValueError(f"truncate must be 'error' or 'oldest', got {o['truncate']!r}")
+        params, max_tokens, stop, truncate = check_options(o)
         if self._loaded is None and self._state != "loading" and not self._loads_pending:
             raise NotLoadedError(self._not_loaded_text())
-        req = Request(kind, payload, params, max_tokens, stop, o["truncate"], time.perf_counter())
+        req = Request(kind, payload, params, max_tokens, stop, truncate, time.perf_counter())
         if self._loaded is not None:
             self._build_ids(req, self._loaded)       # PromptTooLongError here, before any work
         req.ticket = self._turns.take()
@@ -142,21 +135,19 @@ class Inference:
                         stop = loaded.chat_stop if req.kind == "chat" else loaded.raw_stop
                         await generate(loaded.model, loaded.tok, stop, req, put)
                 except DeviceLostError as e:
-                    self._lost, self._loaded = loaded, None   # its buffers went with the device
+                    self._loaded = None     # its buffers went with the device
                     self._fail(e, req.model)
                     # This request fails now; with cpu_fallback the model is then loaded on
                     # the CPU backend inside this turn, so the next request runs there.
-                    req.finished = True
-                    req.items.put_nowait(_Failure(e))
-                    await self.fall_back_to_cpu(f"the GPU device was lost ({e})")
+                    _Failure.put(req, e)
+                    await self.fall_back_to_cpu(loaded, f"the GPU device was lost ({e})")
                     return
                 finally:
                     if self._state == "generating":
                         self._set(state="ready")
                 self._memory_check()
         except BaseException as e:
-            req.finished = True
-            req.items.put_nowait(_Failure(e))
+            _Failure.put(req, e)
             if not isinstance(e, Exception):
                 raise
         finally:

@@ -78,7 +78,6 @@ class LocalLLM(Inference):
         self._serial = 0
         self._state, self._model, self._progress, self._error = "idle", None, 0.0, None
         self._backend: BackendChoice | None = None   # of the loaded (or loading) model
-        self._lost: Loaded | None = None              # the model a lost device took
         self._pending: list[Request] = []     # chat/complete requests not finished, in order
         self._loads_pending = 0               # init/switch calls not finished
         self._tasks: set = set()
@@ -273,6 +272,9 @@ class LocalLLM(Inference):
         finally:
             self._loads_pending -= 1
 
+    # The options init() itself takes (opts keys); the rest go to the platform's load.
+    RUNTIME_OPTIONS = ("context_length", "kv_dtype", "backend", "cpu_fallback", "threads")
+
     @staticmethod
     def _options(context_length, kv_dtype, backend, cpu_fallback, threads, extra) -> dict:
         check_backend(backend)
@@ -372,18 +374,15 @@ class LocalLLM(Inference):
         self._memory.before(entry, dev, self.platform.memory_budget(dev), ctx,
                             opts.get("kv_dtype", "f16"))
         extra = {k: v for k, v in opts.items()
-                 if k not in ("context_length", "kv_dtype", "backend", "cpu_fallback", "threads")
-                 and v is not None}
+                 if k not in self.RUNTIME_OPTIONS and v is not None}
         return await self.platform.load(dev, entry, tracker.platform, context_length=ctx,
                                         kv_dtype=opts["kv_dtype"], hf_token=hf_token, **extra)
 
-    async def fall_back_to_cpu(self, reason: str) -> bool:
+    async def fall_back_to_cpu(self, lost: Loaded, reason: str) -> bool:
         """After a lost GPU device (called by the request that hit it, inside its turn): load
-        the model that was lost on the CPU backend when its init allowed it (cpu_fallback).
-        True when the CPU model is ready."""
-        lost = self._lost
-        self._lost = None
-        if lost is None or not lost.options.get("cpu_fallback") or self.platform.cpu_unavailable():
+        `lost`, the model the device took, on the CPU backend when its init allowed it
+        (cpu_fallback). True when the CPU model is ready."""
+        if not lost.options.get("cpu_fallback") or self.platform.cpu_unavailable():
             return False
         try:
             await self._load(lost.entry, lost.options, None, cpu_reason=reason)
