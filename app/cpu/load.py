@@ -12,11 +12,11 @@ chunks: the first 60% of the rest), upload (wllama loading the Blob into its mem
 """
 from __future__ import annotations
 
+from ..models.loader import DEFAULT_CONTEXT   # the same default context as on WebGPU
 from ..store.load import READAHEAD, LoadProgress, _download, _missing_bytes, model_files
 from .errors import CpuBackendError
 from .model import CpuInfo, CpuModel
 
-DEFAULT_CONTEXT = 4096
 READ_SHARE = 0.6
 
 
@@ -44,13 +44,15 @@ async def read_blob(store, spec, lp: LoadProgress):
     return blob
 
 
-async def load_cpu_model(store, specs, site: str, tokenizer_of, *, progress=None,
-                         context_length: int | None = None, threads: int | None = None):
-    """(CpuModel, Tokenizer) of a GGUF model in `store` (downloaded first where missing).
-    tokenizer_of(store, fmt, specs) -> Tokenizer (the platform's own loader). Raises the store's
-    named errors, CpuBackendError (safetensors, or wllama failed) and ContextLengthError."""
+async def load_cpu_model(store, specs, site: str, *, progress=None,
+                         context_length: int | None = None, threads: int | None = None,
+                         wllama_version: str | None = None):
+    """(CpuModel, Tokenizer) of a GGUF model in `store` (downloaded first where missing); the
+    config and the tokenizer come from one read of the GGUF header. Raises the store's named
+    errors, CpuBackendError (safetensors, or wllama failed) and ContextLengthError."""
     from ..formats.gguf import read_gguf
     from ..models.config import from_gguf
+    from ..tokenizer import Tokenizer
     from .wllama import WllamaEngine, default_threads
     fmt, specs = model_files(specs)
     if fmt != "gguf":
@@ -65,12 +67,12 @@ async def load_cpu_model(store, specs, site: str, tokenizer_of, *, progress=None
     try:
         g = await read_gguf(src)
         config = from_gguf(g.metadata, g.tensors)
+        tok = await Tokenizer.from_gguf(g)
     finally:
         src.close()
     ctx = int(context_length) if context_length else min(config.context_length, DEFAULT_CONTEXT)
     if ctx < 2:
         raise ValueError(f"context_length must be >= 2, got {context_length}")
-    tok = await tokenizer_of(store, fmt, specs)
     blob = await read_blob(store, spec, lp)
     n_threads = int(threads) if threads else default_threads()
     engine = await WllamaEngine.open(site, blob, n_ctx=ctx, n_threads=n_threads)
@@ -78,5 +80,5 @@ async def load_cpu_model(store, specs, site: str, tokenizer_of, *, progress=None
     i = engine.info
     info = CpuInfo(threads=int(i.get("threads") or 1), multithread=bool(i.get("multithread")),
                    cross_origin_isolated=bool(i.get("cross_origin_isolated")),
-                   llama_cpp=i.get("llama_cpp"), wllama=None)
+                   llama_cpp=i.get("llama_cpp"), wllama=wllama_version)
     return CpuModel(engine, tok, config, int(i.get("n_ctx") or ctx), info), tok

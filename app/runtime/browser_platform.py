@@ -234,11 +234,10 @@ class BrowserPlatform(Platform):
                     text = "Loading the weights into memory (CPU backend)"
                 progress({**event, "text": text})
 
-        model, tok = await load_cpu_model(store, self._auth_specs(entry, hf_token), self.site,
-                                          self._tokenizer, progress=report,
-                                          context_length=context_length, threads=threads)
-        model.info = replace(model.info, wllama=self._versions.get("@wllama/wllama"))
-        return model, tok
+        return await load_cpu_model(store, self._auth_specs(entry, hf_token), self.site,
+                                    progress=report, context_length=context_length,
+                                    threads=threads,
+                                    wllama_version=self._versions.get("@wllama/wllama"))
 
     async def _tokenizer(self, store, fmt: str, specs):
         from app.tokenizer import Tokenizer
