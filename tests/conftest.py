@@ -105,3 +105,15 @@ def smollm2_gguf() -> Path:
             h.update(block)
     assert h.hexdigest() == SMOLLM2_SHA256, f"{path} is not the expected SmolLM2 file"
     return path
+
+
+# -- llama.cpp's OpenAI-compatible server (the remote provider's tests) ----------------------
+@pytest.fixture(scope="session")
+def llama(smollm2_gguf, tmp_path_factory):
+    """One LlamaServer (tests/remote_servers.py) with the key LLAMA_KEY for the whole session:
+    tests read its request log from a mark they take (requests()[n:], log_text() offsets)."""
+    from tests.remote_servers import LLAMA_KEY, LlamaServer
+    srv = LlamaServer(smollm2_gguf, api_key=LLAMA_KEY).start(tmp_path_factory.mktemp("llama"))
+    yield srv
+    srv.stop()
+

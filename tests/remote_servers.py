@@ -14,6 +14,8 @@ installs the cached wheel) generating with the SmolLM2 GGUF on the CPU. Its requ
 uvicorn's access log (one line per request, written when the response starts); its CORS
 middleware answers any origin, as deployed OpenAI-compatible servers do.
 
+The `llama` fixture (tests/conftest.py) is one LlamaServer for the session, with LLAMA_KEY.
+
 ErrorServer answers /<case>/v1/chat/completions with one failure each (see CASES); it stands in
 only for failures a healthy server cannot be made to produce on demand (429, 500, a stall, a
 malformed or cut stream). Every request it gets is recorded in `hits` (case, Authorization).
@@ -35,6 +37,8 @@ import pytest
 from aiohttp import web
 
 from tests.fault_server import ServerThread
+
+LLAMA_KEY = "llama-test-key-5d1e"     # the session server's API key (the `llama` fixture)
 
 ACCESS = re.compile(r'"(GET|POST|OPTIONS) (\S+) HTTP/[\d.]+" (\d+)')
 

@@ -22,9 +22,9 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.browser.runtime_page import foreign_requests, no_webgpu_launch_args, open_app
-from tests.remote_servers import LlamaServer
+from tests.remote_servers import LLAMA_KEY
 
-KEY = "browser-remote-key-8e2f"
+KEY = LLAMA_KEY          # the session server's key (tests/conftest.py `llama`)
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 PROVIDER_RECORDER = """
 window.__provider = [];
@@ -59,13 +59,6 @@ INTERRUPT_JS = """async ([msgs]) => {
   }
   return {got, after};
 }"""
-
-
-@pytest.fixture(scope="module")
-def llama(smollm2_gguf, tmp_path_factory):
-    srv = LlamaServer(smollm2_gguf, api_key=KEY).start(tmp_path_factory.mktemp("llama"))
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,13 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-import pytest
-
 from tests.browser.runtime_page import no_webgpu_launch_args, open_app
-from tests.remote_servers import LlamaServer
+from tests.remote_servers import LLAMA_KEY
 
-KEY = "ui-remote-key-51c9"
+KEY = LLAMA_KEY          # the session server's key (tests/conftest.py `llama`)
 MSGS = [{"role": "user", "content": "Name a primary color."}]
 CHAT_JS = """async ([msgs]) => LocalLLM.chat(msgs, {maxTokens: 6, temperature: 0})
   .then((r) => ({result: r}), (e) => ({error: e.name}))"""
-
-
-@pytest.fixture(scope="module")
-def llama(smollm2_gguf, tmp_path_factory):
-    srv = LlamaServer(smollm2_gguf, api_key=KEY).start(tmp_path_factory.mktemp("llama-ui"))
-    yield srv
-    srv.stop()
 
 
 def test_settings_form_badge_and_turning_it_off(browser_type, browser_type_launch_args, server,

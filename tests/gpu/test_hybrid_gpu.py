@@ -12,17 +12,10 @@ from app.runtime import LocalLLM
 from app.runtime.hybrid import HybridLLM
 from app.runtime.native import NativePlatform
 from app.runtime.remote_config import MemoryConfigStore
-from tests.remote_servers import LlamaServer
+from tests.remote_servers import LLAMA_KEY
 
-KEY = "gpu-hybrid-key-0b7d"
+KEY = LLAMA_KEY          # the session server's key (tests/conftest.py `llama`)
 Q = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def llama(smollm2_gguf, tmp_path_factory):
-    srv = LlamaServer(smollm2_gguf, api_key=KEY).start(tmp_path_factory.mktemp("llama"))
-    yield srv
-    srv.stop()
 
 
 @pytest.mark.parametrize("enabled", [True, False])

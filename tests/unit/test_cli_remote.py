@@ -8,22 +8,13 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from app.runtime.remote import RemoteLLM
 from app.runtime.remote_config import RemoteConfig
-from tests.remote_servers import LlamaServer
+from tests.remote_servers import LLAMA_KEY
 
-KEY = "cli-remote-key-41aa"
+KEY = LLAMA_KEY          # the session server's key (tests/conftest.py `llama`)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUESTION = "What is the capital of France?"
-
-
-@pytest.fixture(scope="module")
-def llama(smollm2_gguf, tmp_path_factory):
-    srv = LlamaServer(smollm2_gguf, api_key=KEY).start(tmp_path_factory.mktemp("llama"))
-    yield srv
-    srv.stop()
 
 
 def cli(*args, key=KEY):

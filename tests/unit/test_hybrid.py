@@ -17,10 +17,10 @@ from app.runtime.hybrid import HybridLLM
 from app.runtime.native import NativePlatform
 from app.runtime.remote_config import MemoryConfigStore
 from app.runtime.remote_errors import RemoteConfigError
-from tests.remote_servers import LlamaServer
+from tests.remote_servers import LLAMA_KEY
 from tests.unit.runtime_fakes import FakeModel, FakePlatform
 
-KEY = "hybrid-test-key-93c1"
+KEY = LLAMA_KEY          # the session server's key (tests/conftest.py `llama`)
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 POST = "POST /v1/chat/completions 200"
 
@@ -51,13 +51,6 @@ class LosingPlatform(FakePlatform):
         model, tok = await super().load(dev, entry, progress, **kw)
         model.__class__ = LosingModel
         return model, tok
-
-
-@pytest.fixture(scope="module")
-def llama(smollm2_gguf, tmp_path_factory):
-    srv = LlamaServer(smollm2_gguf, api_key=KEY).start(tmp_path_factory.mktemp("llama"))
-    yield srv
-    srv.stop()
 
 
 def hybrid(platform, llama=None, **config) -> tuple[HybridLLM, list]:

@@ -9,17 +9,10 @@ import pytest
 from app.runtime.remote import RemoteLLM
 from app.runtime.remote_config import RemoteConfig
 from app.runtime.remote_errors import RemoteUnauthorizedError, RemoteUnreachableError
-from tests.remote_servers import LlamaServer
+from tests.remote_servers import LLAMA_KEY, LlamaServer
 
-KEY = "llama-test-key-5d1e"
+KEY = LLAMA_KEY          # the session server's key (tests/conftest.py `llama`)
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def llama(smollm2_gguf, tmp_path_factory):
-    srv = LlamaServer(smollm2_gguf, api_key=KEY).start(tmp_path_factory.mktemp("llama"))
-    yield srv
-    srv.stop()
 
 
 def remote(srv: LlamaServer, key: str = KEY) -> RemoteLLM:
