@@ -47,6 +47,10 @@ EXTRA_VENDOR = {
     # llama.cpp compiled to WebAssembly: the CPU backend (app/cpu), loaded only when it is used.
     # index.js is one self-contained ES module; it fetches wllama.wasm from the path it is given.
     "@wllama/wllama": ["esm/index.js", "esm/wasm/wllama.wasm"],
+    # Chat replies as Markdown (static/markdown.js imports both by relative URL): the parser, then
+    # the sanitizer as a second gate. Each is one self-contained ES module with no imports.
+    "markdown-it": ["dist/browser/markdown-it.esm.min.mjs"],
+    "dompurify": ["dist/purify.es.mjs"],
 }
 # Everything under these source paths feeds the build; a newer mtime means dist/ is stale.
 SOURCES = ["index.html", "boot.py", "static", "app", "shaders", "package-lock.json", "build.py"]
@@ -180,23 +184,81 @@ def referenced_files(html: str) -> list[str]:
             if not re.match(r"^[a-z]+:", m)]
 
 
-def precache(out: Path) -> dict:
+def precached_files(out: Path) -> dict[str, str]:
+    """{path: sha256} of every file the service worker precaches: all of out/ except model
+    weights (cached in IndexedDB by app/store; the catalog is precached so the model list is
+    there offline), the worker itself, the manifest and the static host's _headers."""
     files = {}
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out).as_posix()
-        # Model weights are cached in IndexedDB by app/store, not precached; the catalog is
-        # precached so the model list is there offline.
         weights = rel.startswith("models/") and rel != "models/catalog.json"
-        if path.is_file() and not weights and rel not in ("sw.js", "_headers"):
+        if path.is_file() and not weights and rel not in ("sw.js", "precache-manifest.json",
+                                                          "_headers"):
             files[rel] = sha256_file(path)
-    version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
-    manifest = {"version": version, "files": files}
-    (out / "precache-manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return files
+
+
+def cache_version(files: dict[str, str], sw_source: str) -> str:
+    """The cache version: a hash of every precached file's sha256 and of the worker's source,
+    so it changes iff one of them does (identical builds give the same version)."""
+    h = hashlib.sha256(json.dumps(files, sort_keys=True).encode())
+    h.update(b"\0" + sw_source.encode())
+    return h.hexdigest()[:16]
+
+
+def precache(out: Path) -> dict:
+    """Write out/precache-manifest.json {version, files} and out/sw.js (static/sw.js with the
+    manifest inlined; docs/pwa.md)."""
     sw = (ROOT / "static" / "sw.js").read_text()
     if "self.__PRECACHE_MANIFEST__" not in sw:
         raise BuildError("static/sw.js lacks the self.__PRECACHE_MANIFEST__ placeholder")
+    files = precached_files(out)
+    manifest = {"version": cache_version(files, sw), "files": files}
+    (out / "precache-manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     (out / "sw.js").write_text(sw.replace("self.__PRECACHE_MANIFEST__", json.dumps(manifest)))
     return manifest
+
+
+# What Chrome needs to offer installing the page (docs/pwa.md): these manifest members, a
+# 192 and a 512 px icon, and a maskable icon (artwork inside the safe zone) for adaptive icons.
+WEB_MANIFEST_MEMBERS = ("id", "name", "short_name", "start_url", "scope", "display", "icons")
+
+
+def check_web_manifest(out: Path) -> dict:
+    """Read out/static/manifest.webmanifest; BuildError when it misses an install requirement
+    or names an icon file that is not in the build, or whose size is not what it says."""
+    path = out / "static" / "manifest.webmanifest"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BuildError(f"{path.name} is not readable JSON: {e}") from None
+    missing = [m for m in WEB_MANIFEST_MEMBERS if not manifest.get(m)]
+    if missing:
+        raise BuildError(f"{path.name} lacks {missing}; browsers will not offer to install it")
+    if manifest["display"] not in ("standalone", "fullscreen", "minimal-ui"):
+        raise BuildError(f"{path.name}: display {manifest['display']!r} is not installable")
+    sizes = set()
+    for icon in manifest["icons"]:
+        file = path.parent / icon.get("src", "")
+        if not file.is_file():
+            raise BuildError(f"{path.name} names icon {icon.get('src')!r}, which is not in the build")
+        size = png_size(file.read_bytes())
+        if f"{size[0]}x{size[1]}" != icon.get("sizes"):
+            raise BuildError(f"{path.name}: {icon['src']} is {size[0]}x{size[1]}, "
+                             f"the manifest says {icon.get('sizes')}")
+        for purpose in icon.get("purpose", "any").split():
+            sizes.add((purpose, size[0]))
+    needed = {("any", 192), ("any", 512), ("maskable", 512)}
+    if not needed <= sizes:
+        raise BuildError(f"{path.name} needs icons {sorted(needed - sizes)} (purpose, px)")
+    return manifest
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk; BuildError when the bytes are not a PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise BuildError("an icon is not a PNG file")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def bundled_model_source() -> Path | None:
@@ -251,6 +313,7 @@ def build(out: Path = DIST) -> dict:
                if not (tmp / ref).exists()]
     if missing:
         raise BuildError(f"index.html references files that are not in dist/: {missing}")
+    check_web_manifest(tmp)
     # Models survive rebuilds: they are large and not produced from sources.
     if (out / "models").exists():
         (out / "models").rename(tmp / "models")

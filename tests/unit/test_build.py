@@ -125,6 +125,26 @@ def test_precache_manifest_lists_every_file_with_its_hash(dist):
     assert "__PRECACHE_MANIFEST__" not in sw and manifest["version"] in sw
 
 
+def test_markdown_module_and_its_libraries_are_vendored_and_precached(dist):
+    """static/markdown.js (chat replies) imports markdown-it and DOMPurify by relative URL: both
+    are vendored as single-file ES modules that import nothing more, at the pinned versions, with
+    their licenses, and all three files are precached (the chat renders offline)."""
+    manifest = json.loads((dist / "precache-manifest.json").read_text())["files"]
+    module = dist / "static" / "markdown.js"
+    imports = re.findall(r'^import \w+ from "([^"]+)";$', module.read_text(), re.M)
+    assert sorted(imports) == ["../vendor/dompurify/purify.es.mjs",
+                               "../vendor/markdown-it/markdown-it.esm.min.mjs"]
+    assert "static/markdown.js" in manifest
+    for rel in imports:
+        target = (module.parent / rel).resolve().relative_to(dist.resolve()).as_posix()
+        assert target in manifest, target
+        text = (dist / target).read_text(encoding="utf-8")
+        assert not re.search(r"^\s*import\b|\bimport\s*\(|^export .* from", text, re.M), target
+    versions = json.loads((dist / "versions.json").read_text())
+    assert versions["markdown-it"] == "15.0.3" and versions["dompurify"] == "3.4.18"
+    assert {"vendor/LICENSE.markdown-it", "vendor/LICENSE.dompurify"} <= set(manifest)
+
+
 def test_engine_worker_and_facade_are_built_and_precached(dist):
     """index.html loads the runtime facade; the facade starts static/engine-worker.js, which
     loads these site files (resolved against the site root, not against static/): all exist and
@@ -225,3 +245,148 @@ def test_bundled_model_with_a_wrong_hash_fails_the_build(tmp_path, monkeypatch):
     else:
         raise AssertionError("a model with the wrong sha256 was bundled")
     assert not (tmp_path / "models" / fake.name).exists()
+
+
+# -- the service worker's precache (docs/pwa.md) ----------------------------------------------
+def test_precache_covers_the_page_the_runtime_and_every_pyscript_chunk(dist):
+    """What the page loads offline: every file index.html references, the PyScript chunks it
+    loads lazily (the import closure of core.js), Pyodide, the app's Python and shaders, the
+    engine worker's helpers, the web manifest and its icons."""
+    files = json.loads((dist / "precache-manifest.json").read_text())["files"]
+    html = (dist / "index.html").read_text()
+    for ref in build.referenced_files(html):
+        assert ref.removeprefix("./") in files, ref
+    chunks = build.pyscript_closure(build.NODE_MODULES / "@pyscript" / "core" / "dist")
+    assert len(chunks) > 5      # core.js and the chunks it imports, statically and lazily
+    for name in chunks + ["core.css"]:
+        assert f"vendor/pyscript/{name}" in files, name
+    for name in build.PYODIDE_FILES:
+        assert f"vendor/pyodide/{name}" in files, name
+    for rel in ("py/localllm.zip", "pyscript.json", "versions.json", "boot.py",
+                "static/engine-worker.js", "static/register-sw.js", "models/catalog.json"):
+        assert rel in files, rel
+    assert {f"shaders/{p.relative_to(build.ROOT / 'shaders').as_posix()}"
+            for p in (build.ROOT / "shaders").rglob("*.wgsl")} <= set(files)
+    web = json.loads((dist / "static" / "manifest.webmanifest").read_text())
+    assert "static/manifest.webmanifest" in files
+    for icon in web["icons"]:
+        assert f"static/{icon['src']}" in files, icon
+    # Weights are never precached (IndexedDB holds them); nor are the worker and its manifest.
+    assert not any(p.endswith((".gguf", ".safetensors")) for p in files)
+    assert not {"sw.js", "precache-manifest.json", "_headers"} & set(files)
+
+
+def copy_site(src: Path, dst: Path) -> Path:
+    """A copy of a built site whose files can be changed without touching `src` (models/ is
+    left out: the bundled file is a hardlink to the installed package)."""
+    import shutil
+    shutil.copytree(src, dst, ignore=lambda d, names: ["models"] if Path(d) == src else [])
+    (dst / "models").mkdir()
+    (dst / "models" / "catalog.json").write_bytes((src / "models" / "catalog.json").read_bytes())
+    return dst
+
+
+def test_cache_version_changes_iff_precached_content_changes(dist, tmp_path):
+    import os
+    site = copy_site(dist, tmp_path / "site")
+    first = build.precache(site)
+    assert build.precache(site) == first                 # same bytes, same manifest and version
+    # A newer mtime with the same bytes is the same version (no needless update for users).
+    css = site / "static" / "app.css"
+    os.utime(css, (css.stat().st_atime + 100, css.stat().st_mtime + 100))
+    assert build.precache(site)["version"] == first["version"]
+    # Weights are not precached: adding or changing one is not a new app version.
+    (site / "models" / "extra.gguf").write_bytes(b"GGUF" + os.urandom(64))
+    assert build.precache(site)["version"] == first["version"]
+    # One changed byte in any precached file is.
+    css.write_text(css.read_text() + " ")
+    second = build.precache(site)
+    assert second["version"] != first["version"]
+    assert {p for p in first["files"] if first["files"][p] != second["files"][p]} == {"static/app.css"}
+    # ...and so is a new file, and a changed catalog.
+    (site / "static" / "new.js").write_text("export {};\n")
+    third = build.precache(site)
+    assert third["version"] not in (first["version"], second["version"])
+    catalog = site / "models" / "catalog.json"
+    catalog.write_text(catalog.read_text().replace("SmolLM2", "SmolLM2 "))
+    assert build.precache(site)["version"] != third["version"]
+    # dist/sw.js carries the manifest it was built with.
+    sw = (site / "sw.js").read_text()
+    assert json.dumps(build.precache(site)) in sw
+
+
+def test_cache_version_covers_the_service_worker_source():
+    """A changed worker (with identical files) is a new version: a new cache, not a new worker
+    rewriting the running one's cache."""
+    files = {"index.html": "a" * 64, "static/app.css": "b" * 64}
+    v = build.cache_version(files, "// worker 1")
+    assert v == build.cache_version(dict(reversed(list(files.items()))), "// worker 1")
+    assert v != build.cache_version(files, "// worker 2")
+    assert v != build.cache_version({**files, "static/app.css": "c" * 64}, "// worker 1")
+    assert len(v) == 16 and int(v, 16) >= 0
+
+
+# -- the web manifest and its icons -------------------------------------------------------------
+def test_web_manifest_meets_the_install_criteria(dist):
+    web = build.check_web_manifest(dist)
+    assert web["display"] == "standalone" and web["id"] and web["short_name"] == "LocalLLM"
+    purposes = {(i["purpose"], i["sizes"]) for i in web["icons"]}
+    assert {("any", "192x192"), ("any", "512x512"), ("maskable", "512x512")} <= purposes
+
+
+def test_a_web_manifest_that_cannot_install_fails_the_build(dist, tmp_path):
+    import shutil
+    cases = {
+        "lacks ['id']": lambda m: m.pop("id"),
+        "display 'browser' is not installable": lambda m: m.update(display="browser"),
+        "which is not in the build": lambda m: m["icons"][0].update(src="icons/gone.png"),
+        "is 512x512, the manifest says 192x192": lambda m: m["icons"][1].update(sizes="192x192"),
+        "needs icons [('maskable', 512)]": lambda m: m.update(
+            icons=[i for i in m["icons"] if i["purpose"] != "maskable"]),
+    }
+    for message, change in cases.items():
+        site = tmp_path / str(len(list(tmp_path.iterdir())))
+        shutil.copytree(dist / "static", site / "static")
+        path = site / "static" / "manifest.webmanifest"
+        web = json.loads(path.read_text())
+        change(web)
+        path.write_text(json.dumps(web))
+        try:
+            build.check_web_manifest(site)
+        except build.BuildError as e:
+            assert message in str(e), (message, str(e))
+        else:
+            raise AssertionError(f"accepted a manifest that {message}")
+    (site / "static" / "manifest.webmanifest").write_text("{not json")
+    try:
+        build.check_web_manifest(site)
+    except build.BuildError as e:
+        assert "not readable JSON" in str(e)
+    else:
+        raise AssertionError("accepted a manifest that is not JSON")
+
+
+def test_maskable_icons_are_full_bleed_with_the_artwork_in_the_safe_zone():
+    """The committed PNGs (tools/make_icons.py draws them): opaque to the edges, and the white
+    bubble only inside the safe zone (the centred circle of radius 40% of the width, which every
+    mask keeps); outside it only the blue-green gradient (its smallest channel is at most 80)."""
+    from tools.make_icons import read_png
+    web = json.loads((build.ROOT / "static" / "manifest.webmanifest").read_text())
+    maskable = [i for i in web["icons"] if i["purpose"] == "maskable"]
+    assert {i["sizes"] for i in maskable} == {"192x192", "512x512"}
+    for icon in maskable:
+        w, h, rows = read_png((build.ROOT / "static" / icon["src"]).read_bytes())
+        assert f"{w}x{h}" == icon["sizes"] and w == h
+        inside = outside = 0
+        r_safe = 0.40 * w
+        for y, row in enumerate(rows):
+            for x in range(w):
+                r, g, b, a = row[4 * x:4 * x + 4]
+                assert a == 255, (icon["src"], x, y)
+                art = min(r, g, b) > 200               # the bubble (white), not the gradient
+                if ((x + 0.5 - w / 2) ** 2 + (y + 0.5 - h / 2) ** 2) ** 0.5 > r_safe:
+                    assert not art, (icon["src"], x, y)
+                    outside += 1
+                else:
+                    inside += art
+        assert inside > 0.10 * w * h and outside > 0.4 * w * h
