@@ -10,10 +10,34 @@ const SITE = new URL("../", import.meta.url).href;
 const early = [];
 let deliver = null;                    // Python's on_message(json) once it is up
 
+// File/Blob arguments (importModelFile) are not JSON: each is kept here under "<id>:<n>" and
+// replaced by {$blob: key}; Python takes it with takeBlob(key) (app/runtime/worker.py).
+const blobs = new Map();
+const takeBlob = (key) => {
+  const blob = blobs.get(key);
+  blobs.delete(key);
+  return blob;                         // undefined (Python None) when unknown
+};
+
+function setBlobsAside(data) {
+  if (!data || typeof data !== "object") return data;
+  let n = 0;
+  const swap = (v) => {
+    if (!(v instanceof Blob)) return v;
+    const key = `${data.id}:${n++}`;
+    blobs.set(key, v);
+    return { $blob: key };
+  };
+  const args = Array.isArray(data.args) ? data.args.map(swap) : data.args;
+  const kwargs = data.kwargs && typeof data.kwargs === "object"
+    ? Object.fromEntries(Object.entries(data.kwargs).map(([k, v]) => [k, swap(v)])) : data.kwargs;
+  return { ...data, args, kwargs };
+}
+
 self.onmessage = ({ data }) => {
   let text;
   try {
-    text = JSON.stringify(data);
+    text = JSON.stringify(setBlobsAside(data));
   } catch (err) {
     self.postMessage({ id: data.id, error: { name: "TypeError",
                        message: `the arguments of ${data.op} are not JSON data: ${err.message}` } });
@@ -39,7 +63,7 @@ async function boot() {
   ]);
   py.unpackArchive(zip, "zip", { extractDir: "/home/pyodide" });
   py.runPython("import sys\nif '/home/pyodide' not in sys.path: sys.path.insert(0, '/home/pyodide')");
-  deliver = py.pyimport("app.runtime.worker").start(post, SITE, versions);
+  deliver = py.pyimport("app.runtime.worker").start(post, SITE, versions, takeBlob);
   for (const text of early.splice(0)) deliver(text);
 }
 

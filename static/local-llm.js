@@ -10,7 +10,8 @@
 //
 // Methods mirror the Python API (snake_case there, camelCase here): checkWebGPU, init, chat,
 // complete, interrupt, switchModel, unload, getAvailableModels, getStatus, getRuntimeInfo,
-// on(name, cb), chat.completions.create. Option keys are camelCase (maxTokens, topP, contextLength,
+// cancelLoad, getCache, deleteCached, deleteCachedFile, addModel, removeModel,
+// importModelFile, on(name, cb), chat.completions.create. Option keys are camelCase (maxTokens, topP, contextLength,
 // kvDtype, hfToken, ...) and are sent as snake_case; results keep the Python keys
 // ({text, finish_reason, usage}). Every method but getStatus and on returns a Promise; a failure
 // rejects with an Error whose .name is the Python error's class name (WebGPUUnavailableError,
@@ -20,9 +21,33 @@
 // missing or the model does not fit; getStatus().backend says which one runs it, and a
 // "local-llm:backend" event says why the CPU was chosen.
 //
+// Loads, the weight cache and the user's models (app/runtime/catalog_ops.py):
+//   cancelLoad() -> true if a load was stopped: the running init/switchModel (any phase) and
+//     every queued one reject with LoadCancelledError; status goes back to idle (a queued load
+//     that never started leaves the current model loaded); downloaded chunks stay in IndexedDB
+//     and the next init resumes (HTTP Range). Answered at once, not queued.
+//   getCache() -> {models: [{id, name, bytes, size, complete, partial, loaded, files: [{key,
+//     name, bytes, complete}]}], other: [{key, name, bytes, complete}], usage, quota, persisted}
+//   deleteCached(modelId) / deleteCachedFile(key) -> the new getCache(); ModelBusyError while
+//     that model loads (nothing deleted), CachedFileNotFoundError for an unknown key. Deleting
+//     the loaded model's files is allowed: it keeps answering.
+//   addModel(url | [urls], {name, gated}) -> the model's getAvailableModels() entry, kept across
+//     visits; ModelURLError for anything but an http(s) URL of a .gguf (or a safetensors set).
+//   removeModel(id) -> getCache(); removes a user model and its files (ModelNotRemovableError
+//     for a built-in one).
+//   importModelFile(file, {name}) -> the new model's entry: copies a picked/dropped File (or
+//     Blob) of a GGUF into the weight store ("progress" events with phase "import"), checks
+//     that the engine can load it and keeps it as a user model; init(its id) needs no network.
+//     A bad file rejects with the parser's error (BadMagicError, TruncatedFileError,
+//     TensorOutOfRangeError, UnsupportedArchitectureError, ...) and leaves nothing stored.
+// "progress" events carry speed_bps (bytes/s over the last ~2 s of the phase, null before
+// enough data) and eta_s (seconds left, null when unknown).
+//
 // Worker protocol (structured-clone messages, JSON-shaped):
 //   page -> worker  {id, op, args: [...], kwargs: {...}}          op: a method name above, or
-//                   "cancel" (args [stream id]), "selfTest" and "loseDevice" (diagnostics)
+//                   "cancel" (args [stream id]), "selfTest" and "loseDevice" (diagnostics);
+//                   a File/Blob among args/kwargs (importModelFile) is cloned as it is and set
+//                   aside by the worker's JS (the rest crosses to Python as JSON)
 //   worker -> page  {id, result, status} | {id, error: {name, message}, status}
 //                   {id, stream: true} then {id, item} ... {id, done: true} | {id, error}
 //                   {event, detail, memory}   memory: the GPU ledger snapshot when it fired
@@ -253,6 +278,21 @@ export const LocalLLM = {
   /** Synchronous: the last status the worker reported. */
   getStatus: () => structuredClone(status),
   getRuntimeInfo: () => send("getRuntimeInfo"),
+  /** Stops the running and queued loads now (they reject with LoadCancelledError); true if
+   *  one was stopped. Downloaded chunks are kept: the next init resumes. */
+  cancelLoad: () => send("cancelLoad"),
+  /** {models: [...with stored files], other: [...], usage, quota, persisted}. */
+  getCache: () => send("getCache"),
+  /** Deletes a model's stored files; resolves to the new getCache(). */
+  deleteCached: (modelId) => send("deleteCached", [modelId]),
+  /** Deletes one stored file by key (getCache().other); resolves to the new getCache(). */
+  deleteCachedFile: (key) => send("deleteCachedFile", [key]),
+  /** addModel(url or [urls], {name, gated}): a user model kept across visits; its entry. */
+  addModel: (urls, opts = {}) => send("addModel", [urls], snakeKeys(opts)),
+  /** Removes a user model and its stored files; resolves to the new getCache(). */
+  removeModel: (modelId) => send("removeModel", [modelId]),
+  /** importModelFile(file, {name}): a local GGUF File/Blob into the weight store; its entry. */
+  importModelFile: (file, opts = {}) => send("importModelFile", [file], snakeKeys(opts)),
   /** Remote provider settings without the key: {enabled, base_url, model, mode, has_api_key,
    *  insecure}. */
   getRemoteConfig: () => send("getRemoteConfig"),

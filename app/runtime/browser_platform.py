@@ -8,6 +8,11 @@
 - cached / load: the IndexedDB weight store (app.store): download what is missing, stream the
   cached chunks to the GPU (app.store.load.load_cached_model), then the tokenizer: the GGUF's own
   vocabulary (header re-read from the cache) or the checkpoint's tokenizer.json.
+- the cache manager (catalog_ops.py): the weight store's files by key (a URL, or
+  "import:<model id>/<file>" for a file the user imported: import_file copies a File/Blob into
+  the store with Store.save_blob and reads its header back); storage estimate and persisted.
+- user_models / save_user_models: the user models' records in the settings IndexedDB
+  (static/settings-store.js, key "user-models"), so they come back on the next visit.
 - versions: Python, Pyodide and the vendored npm packages (versions.json, written by build.py).
 - memory_budget: half of navigator.deviceMemory (see memory_budget).
 - emit: a message to the page, {"event", "detail", "memory": ledger snapshot or None}.
@@ -24,6 +29,8 @@ from dataclasses import replace
 from .platform import Platform
 
 MiB = 1 << 20
+SETTINGS_JS = "static/settings-store.js"
+USER_MODELS_KEY = "user-models"
 
 
 def default_site() -> str:
@@ -153,13 +160,19 @@ class BrowserPlatform(Platform):
         if not is_url and (parts.scheme or not parts.path.lower().endswith(".gguf")):
             return None
         entry = catalog.add(model_id if is_url else urljoin(self.site, model_id))
-        if len(entry.files) == 1 and entry.files[0].size is None:
+        if entry.user_added:
+            entry = await self.with_size(entry)
+            catalog.replace(entry)
+        return entry
+
+    async def with_size(self, entry):
+        """A one-file user model with the size a HEAD request announces: a known size lets the
+        store check the quota first and report download progress."""
+        if len(entry.files) == 1 and entry.files[0].size is None and entry.files[0].url:
             size = await _content_length(entry.files[0].url)
             if size is not None:
-                # A known size lets the store check the quota first and report download progress.
                 spec = replace(entry.files[0], size=size)
                 entry = replace(entry, files=(spec,), file_sizes=(size,), size_exact=True)
-                catalog.replace(entry)
         return entry
 
     async def store(self):
@@ -175,6 +188,90 @@ class BrowserPlatform(Platform):
         stored = sum(f.stored_bytes for f in got if f is not None)
         complete = bool(got) and all(f is not None and f.complete for f in got)
         return {"cached": complete, "partial": not complete and stored > 0, "bytes": stored}
+
+    # -- the cache manager and the user's models ----------------------------------------------
+    async def cache_files(self) -> list[dict]:
+        return [{"key": f.key, "name": f.name, "url": f.url, "bytes": f.stored_bytes,
+                 "size": f.size, "complete": f.complete} for f in await (await self.store()).list()]
+
+    async def delete_cache_file(self, key: str) -> None:
+        await (await self.store()).delete(key)
+
+    async def storage_estimate(self) -> dict:
+        import js
+
+        from app.store import browser as store_js
+        usage, quota = await store_js.estimate()
+        try:
+            persisted = bool(await js.navigator.storage.persisted())
+        except Exception:  # noqa: BLE001 - a browser without the call: unknown
+            persisted = None
+        return {"usage": usage, "quota": quota, "persisted": persisted}
+
+    async def _settings(self):
+        import js
+        from pyodide.code import run_js
+        if getattr(self, "_settings_js", None) is None:
+            url = str(js.URL.new(SETTINGS_JS, self.site).href)
+            self._settings_js = await run_js("(url) => import(url)")(url)
+        return self._settings_js
+
+    async def user_models(self) -> list[dict]:
+        # JSON text both ways: a missing record is "null"
+        return json.loads(str(await (await self._settings()).getSetting(USER_MODELS_KEY))) or []
+
+    async def save_user_models(self, records: list[dict]) -> None:
+        await (await self._settings()).putSetting(USER_MODELS_KEY, json.dumps(records))
+
+    def file_info(self, file) -> dict:
+        """Name and size of a JS File/Blob (a Blob has no name)."""
+        if file is None or not hasattr(file, "size") or not hasattr(file, "slice"):
+            raise TypeError("import_model_file needs a File or Blob (picked or dropped by the "
+                            f"user), got {type(file).__name__}")
+        return {"name": str(getattr(file, "name", "") or ""), "size": int(file.size)}
+
+    async def import_file(self, file, model_id: str, filename: str, progress):
+        """Copy the File/Blob into the store under "import:<model_id>/<filename>" (phase
+        "import"), then parse its header from the store; a bad file is deleted again and the
+        parser's (or the engine's) named error raised."""
+        from app.formats.gguf import read_gguf
+        from app.models.config import from_gguf
+        from app.store.download import FileSpec
+
+        from .native import check_vocab
+        store = await self.store()
+        key = f"import:{model_id}/{filename}"
+
+        def report(event: dict) -> None:
+            done, total = event["loaded_bytes"], event["total_bytes"]
+            progress({"phase": "import", "loaded_bytes": done, "total_bytes": total,
+                      "text": f"Importing {filename}: {_mb(done)} of {_mb(total)} MB"})
+
+        try:
+            rec = await store.save_blob(file, key, name=filename, on_progress=report)
+            src = await store.source(key)
+            try:
+                g = await read_gguf(src)
+            finally:
+                src.close()
+            cfg = from_gguf(g.metadata, g.tensors)
+            check_vocab(g.metadata, filename)
+        except BaseException:
+            await store.delete(key)
+            raise
+        return FileSpec(url="", size=int(rec["size"]), name=filename, key=key), cfg
+
+    @staticmethod
+    async def _check_imported(store, specs) -> None:
+        """An imported file (no URL) must still be in the store: nothing can fetch it again."""
+        from .catalog_ops import ImportedFileMissingError
+        for spec in specs:
+            if not spec.url:
+                rec = await store.record(spec.cache_key)
+                if rec is None or not rec["complete"]:
+                    raise ImportedFileMissingError(
+                        f"{spec.label} was imported from a file on this device and is no longer "
+                        "in this browser's model cache; import the file again")
 
     # -- loading ----------------------------------------------------------------------------
     @staticmethod
@@ -195,6 +292,7 @@ class BrowserPlatform(Platform):
         from app.store.load import load_cached_model, model_files
         store = await self.store()
         specs = self._auth_specs(entry, hf_token)
+        await self._check_imported(store, specs)
 
         def report(event: dict) -> None:
             if progress is not None:
@@ -226,6 +324,7 @@ class BrowserPlatform(Platform):
         if reason:
             raise CpuBackendUnavailableError(reason)
         store = await self.store()
+        await self._check_imported(store, entry.files)
 
         def report(event: dict) -> None:
             if progress is not None:

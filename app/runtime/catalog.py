@@ -121,6 +121,32 @@ class Catalog:
                 return
         raise ModelNotFoundError(f"no model {model.id!r} in the catalog to replace")
 
+    def put(self, model: CatalogModel) -> CatalogModel:
+        """Add a user model built elsewhere (an imported file, a restored record), or replace
+        the user model with its id. A preset's id is refused (CatalogError)."""
+        for i, m in enumerate(self._models):
+            if m.id.lower() == model.id.lower():
+                if not m.user_added:
+                    raise CatalogError(model.id, "id", "is a preset's; a user model needs "
+                                       "another id")
+                self._models[i] = model
+                return model
+        self._models.append(model)
+        return model
+
+    def remove(self, model_id: str) -> CatalogModel:
+        """Take a user model out; the entry removed. ModelNotFoundError for an unknown id,
+        CatalogError for a preset or the bundled model (they cannot be removed)."""
+        m = self.get(model_id)
+        if not m.user_added:
+            raise CatalogError(m.id, "user_added", "is false: presets and the bundled model "
+                               "cannot be removed (their cached files can be deleted)")
+        self._models.remove(m)
+        return m
+
+    def user_models(self) -> list[CatalogModel]:
+        return [m for m in self._models if m.user_added]
+
     def to_dicts(self) -> list[dict]:
         return [m.to_dict() for m in self._models]
 

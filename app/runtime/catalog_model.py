@@ -49,6 +49,7 @@ class CatalogModel(ModelEntry):
     file_sizes: tuple = ()                  # int | None per file, exact or approximate
     size_exact: bool = True                 # every file size is exact
     user_added: bool = False
+    imported: bool = False                  # copied from a local file (no URL to fetch it from)
 
     @property
     def size(self) -> int | None:
@@ -151,4 +152,4 @@ class CatalogModel(ModelEntry):
                 "optional_features": list(self.optional_features),
                 "license": self.license, "license_url": self.license_url, "gated": self.gated,
                 "cpu_ok": self.cpu_ok, "default": self.default, "bundled": self.bundled,
-                "user_added": self.user_added}
+                "user_added": self.user_added, "imported": self.imported}

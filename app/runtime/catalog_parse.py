@@ -189,3 +189,58 @@ def derive_id(urls: list[str]) -> str:
         stem = hf.group(1).split("/")[1] if hf else (parts[-2] if len(parts) > 1 else "model")
     slug = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._") or "model"
     return f"{slug[:60]}-{digest}"
+
+
+# -- user models as stored records (the settings store's "user-models": persist across visits) --
+def user_record(m: CatalogModel) -> dict:
+    """A user model as a JSON-safe record that from_user_record() turns back into the same
+    entry (files keep their cache key: an imported file has no URL, only a key)."""
+    sizes = m.file_sizes or tuple(f.size for f in m.files)
+    return {"id": m.id, "name": m.name, "format": m.format, "family": m.family,
+            "quantization": m.quantization, "gated": m.gated, "size_exact": m.size_exact,
+            "imported": m.imported,
+            "arch": m.arch.to_dict() if m.arch else None,
+            "files": [{"url": f.url or None, "key": f.key, "name": f.name, "size": f.size,
+                       "sha256": f.sha256, "size_hint": s} for f, s in zip(m.files, sizes)]}
+
+
+def from_user_record(d: dict) -> CatalogModel:
+    """The CatalogModel of a user_record(); CatalogError names the bad field."""
+    if not isinstance(d, dict):
+        raise CatalogError("<user model>", "<record>", f"must be an object, got {d!r}")
+    entry = d.get("id")
+    if not isinstance(entry, str) or not ID_RE.match(entry):
+        raise CatalogError(entry, "id", "must be a lowercase id [a-z0-9._-]")
+    if d.get("format") not in FORMATS:
+        raise CatalogError(entry, "format", f"must be one of {FORMATS}, got {d.get('format')!r}")
+    files = d.get("files")
+    if not isinstance(files, list) or not files:
+        raise CatalogError(entry, "files", "must be a non-empty list")
+    specs, sizes = [], []
+    for i, f in enumerate(files):
+        url, key = (f or {}).get("url"), (f or {}).get("key")
+        if not (isinstance(url, str) and urlsplit(url).scheme in ("http", "https", "file")
+                or isinstance(key, str) and key):
+            raise CatalogError(entry, f"files[{i}]", "needs an http(s) URL or a cache key")
+        size = f.get("size")
+        specs.append(FileSpec(url=url or "", size=size if _posint(size) else None,
+                              sha256=f.get("sha256"), name=f.get("name"), key=key))
+        hint = f.get("size_hint")
+        sizes.append(hint if _posint(hint) else None)
+    arch = _arch(entry, d["arch"]) if d.get("arch") is not None else None
+    family = d.get("family") if d.get("family") in FAMILIES else "unknown"
+    label = d.get("name") if isinstance(d.get("name"), str) and d.get("name") else entry
+    return CatalogModel(entry, label, d["format"], False, tuple(specs), family=family,
+                        quantization=d.get("quantization"), arch=arch,
+                        gated=bool(d.get("gated")), file_sizes=tuple(sizes),
+                        size_exact=bool(d.get("size_exact")) and all(sizes),
+                        user_added=True, imported=bool(d.get("imported")))
+
+
+def import_id(filename: str, size: int) -> str:
+    """A stable id for a local file the user imports: its slugged name plus 8 hex digits of a
+    hash of (name, size); importing the same file again replaces the earlier copy."""
+    digest = hashlib.sha256(f"import\n{filename}\n{size}".encode()).hexdigest()[:8]
+    stem = filename[:-5] if filename.lower().endswith(".gguf") else filename
+    slug = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._") or "model"
+    return f"{slug[:60]}-{digest}"

@@ -173,6 +173,33 @@ class LocalLLMClient:
     async def runtime_info(self) -> dict:
         return _to_py(await _call(self._js.getRuntimeInfo()))
 
+    async def cancel_load(self) -> bool:
+        """Stop the running and queued loads (they raise RuntimeAPIError LoadCancelledError);
+        True if one was stopped. Downloaded chunks stay; the next init resumes."""
+        return bool(_to_py(await _call(self._js.cancelLoad())))
+
+    async def get_cache(self) -> dict:
+        """{"models": [...], "other": [...], "usage", "quota", "persisted"} (catalog_ops.py)."""
+        return _to_py(await _call(self._js.getCache()))
+
+    async def delete_cached(self, model_id: str) -> dict:
+        """Delete a model's stored files; the new get_cache() (ModelBusyError while loading)."""
+        return _to_py(await _call(self._js.deleteCached(model_id)))
+
+    async def delete_cached_file(self, key: str) -> dict:
+        return _to_py(await _call(self._js.deleteCachedFile(key)))
+
+    async def add_model(self, urls, **options) -> dict:
+        """A user model by URL (or a safetensors set's URLs), kept across visits (name, gated)."""
+        return _to_py(await _call(self._js.addModel(_to_js(urls), _options(options))))
+
+    async def remove_model(self, model_id: str) -> dict:
+        return _to_py(await _call(self._js.removeModel(model_id)))
+
+    async def import_model_file(self, file, **options) -> dict:
+        """`file`: a JS File/Blob (e.g. from an <input type=file> or a drop event)."""
+        return _to_py(await _call(self._js.importModelFile(file, _options(options))))
+
     async def remote_config(self) -> dict:
         """The remote fallback's settings without the key (docs/remote.md)."""
         return _to_py(await _call(self._js.getRemoteConfig()))

@@ -13,6 +13,9 @@
   Progress phases: "download" (bytes fetched), then "upload" (tensor bytes on the GPU).
 - local_model: a path given as a model id (a .gguf file or a safetensors folder) becomes a user
   model of the catalog; its header is read there, so a bad file fails before a GPU is opened.
+- The cache manager (catalog_ops.py): files under cache_dir keyed by their path relative to it
+  (a download in progress is its ".part" file, listed under the final name); imported files
+  are copied to <cache_dir>/imported/<model id>/. User models are kept in memory only.
 - memory_budget: $LOCALLLM_MEMORY_BUDGET (bytes) if set; on a CPU adapter (lavapipe: "GPU"
   memory is host memory) half of the RAM available when first asked; else None (wgpu-native
   does not say how much memory a discrete GPU has).
@@ -176,6 +179,76 @@ class NativePlatform(Platform):
             return self.cache_dir / _safe(entry.id) / _safe(spec.label)
         return None
 
+    # -- the cache manager ----------------------------------------------------------------------
+    def _key(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.cache_dir.resolve()).as_posix()
+        except ValueError:
+            return None                 # a file used where it is (the bundled model, a path)
+
+    def cache_keys(self, entry) -> list[str]:
+        paths = (self._path(entry, spec) for spec in entry.files)
+        return [k for k in (self._key(p) for p in paths if p is not None) if k is not None]
+
+    async def cache_files(self) -> list[dict]:
+        if not self.cache_dir.is_dir():
+            return []
+        out = []
+        for path in sorted(self.cache_dir.rglob("*")):
+            if not path.is_file() or path.name.endswith(".part.json"):
+                continue
+            partial = path.name.endswith(".part")
+            final = path.with_name(path.name[:-5]) if partial else path
+            if partial and final.is_file():
+                continue                # a stale part next to the complete file
+            meta = _part_meta(final) if partial else {}
+            n = path.stat().st_size
+            out.append({"key": self._key(final), "name": final.name, "url": meta.get("url"),
+                        "bytes": n, "size": meta.get("size") if partial else n,
+                        "complete": not partial})
+        return out
+
+    async def delete_cache_file(self, key: str) -> None:
+        path = (self.cache_dir / key).resolve()
+        if self._key(path) is None:
+            raise ValueError(f"{key!r} is not a file of the cache {self.cache_dir}")
+        for p in (path, *part_paths(path)):
+            p.unlink(missing_ok=True)
+        folder = path.parent
+        while folder != self.cache_dir.resolve() and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()              # an emptied model folder goes too
+            folder = folder.parent
+
+    async def storage_estimate(self) -> dict:
+        import shutil
+        files = await self.cache_files()
+        used = sum(f["bytes"] for f in files)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.cache_dir).free
+        return {"usage": used, "quota": used + free, "persisted": True}
+
+    def file_info(self, file) -> dict:
+        path = Path(file)
+        return {"name": path.name, "size": path.stat().st_size}
+
+    async def import_file(self, file, model_id: str, filename: str, progress):
+        """Copy the file at path `file` to <cache_dir>/imported/<model_id>/<filename> (phase
+        "import"), then read its header: a bad file is deleted and its error raised."""
+        from app.store.download import FileSpec
+        src = Path(file)
+        dest = self.cache_dir / "imported" / _safe(model_id) / _safe(filename)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(_copy, src, dest,
+                                    lambda d: loop.call_soon_threadsafe(progress, d))
+            cfg = await _gguf_config(dest, need_vocab=True)
+        except BaseException:
+            await self.delete_cache_file(self._key(dest))
+            raise
+        size = dest.stat().st_size
+        return FileSpec(url=dest.as_uri(), size=size, name=filename), cfg
+
     # -- loading --------------------------------------------------------------------------------
     async def load(self, dev, entry, progress, *, context_length=None, kv_dtype="f16",
                    hf_token=None, quantize=None):
@@ -292,17 +365,52 @@ async def _load_folder(dev, paths: list[Path], upload, context_length, kv_dtype,
     return model, tok
 
 
-async def _gguf_config(path: Path):
-    """The ModelConfig of a GGUF file's header (named errors for bad files)."""
+async def _gguf_config(path: Path, need_vocab: bool = False):
+    """The ModelConfig of a GGUF file's header (named errors for bad files); need_vocab: the
+    file must also carry its tokenizer (an imported file has nothing else to take it from)."""
     from app.formats.gguf import read_gguf
     from app.formats.sources import FileSource
     from app.models.config import from_gguf
     src = FileSource(path)
     try:
         g = await read_gguf(src)
-        return from_gguf(g.metadata, g.tensors)
+        cfg = from_gguf(g.metadata, g.tensors)
     finally:
         src.close()
+    if need_vocab:
+        check_vocab(g.metadata, path.name)
+    return cfg
+
+
+def check_vocab(metadata: dict, name: str) -> None:
+    """ModelSourceError unless a GGUF's metadata carries a vocabulary (tokenizer.ggml.*)."""
+    if "tokenizer.ggml.tokens" not in metadata:
+        from app.models import ModelSourceError
+        raise ModelSourceError(f"{name} has no vocabulary (tokenizer.ggml.tokens): the engine "
+                               "needs a GGUF with its tokenizer inside")
+
+
+def _copy(src: Path, dest: Path, progress, block: int = 8 << 20) -> None:
+    """Copy `src` to `dest` in blocks, with progress dicts (phase "import"); runs in a thread."""
+    total, done = src.stat().st_size, 0
+    with open(src, "rb") as fi, open(dest, "wb") as fo:
+        while chunk := fi.read(block):
+            fo.write(chunk)
+            done += len(chunk)
+            progress({"phase": "import", "loaded_bytes": done, "total_bytes": total,
+                      "text": f"Importing {src.name}: {done / MiB:,.1f} of {total / MiB:,.1f} MiB"})
+    if done == 0:
+        progress({"phase": "import", "loaded_bytes": 0, "total_bytes": 0,
+                  "text": f"Importing {src.name}"})
+
+
+def _part_meta(final: Path) -> dict:
+    """The .part.json of a download in progress ({"url", "size", ...}), or {}."""
+    import json
+    try:
+        return json.loads(part_paths(final)[1].read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _hf_config(folder: Path):

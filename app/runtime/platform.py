@@ -16,8 +16,58 @@ from __future__ import annotations
 from typing import Callable
 
 
-class Platform:
-    """Abstract. Subclasses set `name` and implement every method."""
+class CacheMixin:
+    """The weight cache and the user's models, as the cache manager (catalog_ops.py) sees them.
+    Defaults: no cache, user models kept in memory (for platforms and fakes without storage)."""
+
+    def cache_keys(self, entry) -> list[str]:
+        """The keys under which `entry`'s files are (or would be) stored, in file order; a file
+        this platform never stores (a local file used in place) has none."""
+        return [spec.cache_key for spec in entry.files]
+
+    async def cache_files(self) -> list[dict]:
+        """Every stored file: {"key", "name", "url" (or None), "bytes" (stored), "size" (total
+        or None), "complete"}."""
+        return []
+
+    async def delete_cache_file(self, key: str) -> None:
+        """Remove one stored file (every chunk and its record); a missing key is no error."""
+
+    async def storage_estimate(self) -> dict:
+        """{"usage", "quota" (bytes, navigator.storage.estimate() in the browser), "persisted"
+        (navigator.storage.persisted())}; None where unknown."""
+        return {"usage": None, "quota": None, "persisted": None}
+
+    async def user_models(self) -> list[dict]:
+        """The user models' records (catalog_parse.user_record) saved by save_user_models."""
+        return list(getattr(self, "_user_model_records", []))
+
+    async def save_user_models(self, records: list[dict]) -> None:
+        """Keep the user models' records for the next visit (here: only this process's)."""
+        self._user_model_records = list(records)
+
+    def file_info(self, file) -> dict:
+        """{"name": file name, "size": bytes} of something import_file takes."""
+        raise NotImplementedError("this platform cannot import files")
+
+    async def with_size(self, entry):
+        """`entry` (a user model just added by URL) with its file size when the platform can
+        learn it cheaply (browser: a HEAD request); default: unchanged."""
+        return entry
+
+    async def import_file(self, file, model_id: str, filename: str,
+                          progress: Callable[[dict], None]):
+        """Copy a local GGUF `file` into the cache as model `model_id`'s file `filename`,
+        reporting progress dicts (phase "import"), and check it: (FileSpec, ModelConfig). On any
+        failure
+        (a named parser error, an unsupported architecture, a quota error) nothing of it stays
+        stored."""
+        raise NotImplementedError("this platform cannot import files")
+
+
+class Platform(CacheMixin):
+    """Abstract. Subclasses set `name` and implement every method (CacheMixin's have
+    defaults)."""
 
     name: str = "abstract"            # "native" | "browser"
 

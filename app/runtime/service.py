@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 
 from ..gpu import WebGPUUnavailableError
 from .backend import BackendChoice, check_backend, choose_backend
+from .catalog_ops import CatalogOps
 from ..kernels.sampling import SamplingParams
 from ..tokenizer.chat import ChatFormat
 from .errors import ModelNotFoundError
 from .events import Emitter, LoadProgress
-from .memory import MemoryWatch
+from .memory import CPU_PREFILL_CHUNK, GPU_PREFILL_CHUNK, MemoryWatch
 from .generation import Request
 from .inference import Inference
 from .openai import ChatCompletions
@@ -58,6 +59,18 @@ class Loaded:
     raw_stop: set = field(default_factory=set)
 
 
+class LoadCancelledError(RuntimeError):
+    """init()/switch_model() was stopped by cancel_load(); the downloaded part is kept."""
+
+
+@dataclass
+class _Load:
+    model_id: str | None                # as the caller gave it (None: the default)
+    ticket: object                      # its turns.Ticket
+    task: asyncio.Task
+    cancelled: bool = False
+
+
 def _release_kernel_caches(dev) -> None:
     """Free the small buffers kernels cache per device and share between plans (matvec's shape
     uniforms): they outlive Model.destroy, and with no model loaded no plan references them.
@@ -66,7 +79,7 @@ def _release_kernel_caches(dev) -> None:
     release_shape_uniforms(dev)
 
 
-class LocalLLM(Inference):
+class LocalLLM(Inference, CatalogOps):
     def __init__(self, platform: Platform | None = None, catalog=None):
         self.platform = platform if platform is not None else default_platform()
         self._catalog = catalog
@@ -80,6 +93,7 @@ class LocalLLM(Inference):
         self._backend: BackendChoice | None = None   # of the loaded (or loading) model
         self._pending: list[Request] = []     # chat/complete requests not finished, in order
         self._loads_pending = 0               # init/switch calls not finished
+        self._loads: list[_Load] = []         # their tasks, for cancel_load()
         self._tasks: set = set()
         self._memory = MemoryWatch(lambda d: self._events.emit("memory-warning", d))
         self.chat_completions = ChatCompletions(self)
@@ -163,21 +177,15 @@ class LocalLLM(Inference):
                 "platform": self.platform.name, "memory": memory,
                 "versions": self.platform.versions()}
 
-    # -- the catalog --------------------------------------------------------------------------
-    async def catalog(self):
-        """The Catalog: presets merged with the platform's bundled models (made once)."""
-        if self._catalog is None:
-            from .catalog import Catalog
-            bundled = await self.platform.bundled_models()
-            self._catalog = Catalog.load(bundled=bundled,
-                                         base_url=getattr(self.platform, "site", None))
-        return self._catalog
-
+    # -- the catalog (catalog(), add_model and the cache manager: catalog_ops.py) ------
     async def available_models(self) -> list[dict]:
         """Catalog dicts plus "cached", "partial", "cached_bytes" (platform.cached),
         "runnable": None, or why neither backend can run it here (CatalogModel.runnable for
-        WebGPU), and "backend": what init(backend="auto") would use ("webgpu" | "cpu" | None).
-        "cpu_ok" (from the catalog) marks the models small enough to be pleasant on a CPU."""
+        WebGPU; a sentence for a person, shown as "why disabled"), and "backend": what
+        init(backend="auto") would use ("webgpu" | "cpu" | None). "memory_bytes": the GPU
+        bytes the memory check before a load estimates at the default context (None when
+        unknown: a user model before its first load). "cpu_ok" (from the catalog) marks the
+        models small enough to be pleasant on a CPU."""
         catalog = await self.catalog()
         cpu = self.platform.cpu_unavailable() is None
         try:
@@ -185,9 +193,11 @@ class LocalLLM(Inference):
             info, budget, gpu_missing = self._device_info(dev), self.platform.memory_budget(dev), None
         except WebGPUUnavailableError as e:
             info, budget, gpu_missing = None, None, str(e)
+        chunk = CPU_PREFILL_CHUNK if info and info["adapter"]["is_cpu"] else GPU_PREFILL_CHUNK
         out = []
         for m in catalog.all():
             d = m.to_dict()
+            d["memory_bytes"] = m.memory_bytes(None, "f16", chunk)   # as MemoryWatch.before
             c = await self.platform.cached(m)
             d.update(cached=c["cached"], partial=c["partial"], cached_bytes=c["bytes"])
             reason = gpu_missing if info is None else m.runnable(info, budget)
@@ -196,11 +206,6 @@ class LocalLLM(Inference):
             d["runnable"] = None if d["backend"] else reason
             out.append(d)
         return out
-
-    async def add_model(self, urls, *, name: str | None = None, gated: bool = False) -> dict:
-        """Add a user model by its GGUF URL (or a safetensors checkpoint's URLs); its dict."""
-        entry = (await self.catalog()).add(urls, name=name, hf_token_required=gated)
-        return entry.to_dict()
 
     async def _resolve_or_fail(self, model_id):
         """_resolve; on failure an "error" event, and the error state unless a model is still
@@ -235,7 +240,8 @@ class LocalLLM(Inference):
         """Load `model_id` (a catalog id; natively also a file/folder path; None = the
         catalog's default) -> {"model", "load_s", "backend"}. Already loaded with the same
         options: returns at once. Another model loaded: it is unloaded first (queued requests
-        still run on it before; switch_model aborts them).
+        still run on it before; switch_model aborts them). cancel_load() stops it (and a
+        queued one) with LoadCancelledError.
 
         backend: "auto" (WebGPU when it works and the model fits, else the CPU backend; see
         backend.py), "webgpu" or "cpu". cpu_fallback: after a lost GPU device, load the model
@@ -243,17 +249,17 @@ class LocalLLM(Inference):
         cores, 1 without cross-origin isolation). `options`: platform extras (native:
         quantize)."""
         opts = self._options(context_length, kv_dtype, backend, cpu_fallback, threads, options)
-        self._loads_pending += 1
-        try:
-            async with self._turns.take():
+        ticket = self._turns.take()
+
+        async def run():
+            async with ticket:
                 entry = await self._resolve_or_fail(model_id)
                 cur = self._loaded
                 if cur is not None and cur.entry.id == entry.id and cur.options == opts:
                     return self._load_result(cur)
                 self._unload_now()
                 return await self._load(entry, opts, hf_token)
-        finally:
-            self._loads_pending -= 1
+        return await self._cancellable(model_id, ticket, run)
 
     async def switch_model(self, model_id: str | None, *, context_length: int | None = None,
                            kv_dtype: str = "f16", hf_token: str | None = None,
@@ -263,14 +269,49 @@ class LocalLLM(Inference):
         load `model_id` like init()."""
         opts = self._options(context_length, kv_dtype, backend, cpu_fallback, threads, options)
         self._abort_pending()
-        self._loads_pending += 1
-        try:
-            async with self._turns.take():
+        ticket = self._turns.take()
+
+        async def run():
+            async with ticket:
                 entry = await self._resolve_or_fail(model_id)
                 self._unload_now()
                 return await self._load(entry, opts, hf_token)
+        return await self._cancellable(model_id, ticket, run)
+
+    async def _cancellable(self, model_id, ticket, run) -> dict:
+        """Run a load (`run`, which holds `ticket`) as its own task, listed in self._loads so
+        that cancel_load() can stop it; a cancelled load raises LoadCancelledError here."""
+        load = _Load(model_id, ticket, asyncio.ensure_future(run()))
+        self._loads.append(load)
+        self._loads_pending += 1
+        try:
+            return await load.task
+        except asyncio.CancelledError:
+            if not load.cancelled:
+                raise                       # the caller itself was cancelled
+            raise LoadCancelledError(
+                f"loading {model_id or 'the default model'} was cancelled. The part already "
+                "downloaded is kept in this device's cache; the next init() of this model "
+                "resumes the download where it stopped.") from None
         finally:
+            ticket.release()                # a load cancelled before it ever ran holds it
             self._loads_pending -= 1
+            self._loads.remove(load)
+
+    def cancel_load(self) -> bool:
+        """Stop the running init/switch_model, in whatever phase (download, cache read, GPU
+        upload, compile), and every queued one: each raises LoadCancelledError. The running
+        load frees what it put on the GPU and leaves state idle (a "status" event); a queued
+        load that never started leaves the current model loaded. Chunks already downloaded
+        stay in the cache, so the next init() resumes. Answers at once; True when something
+        was cancelled."""
+        live = [ld for ld in self._loads if not ld.task.done() and not ld.cancelled]
+        for ld in live:
+            # A queued load leaves the line when its wait is cancelled (Ticket.__aenter__);
+            # the running one unwinds (frees its GPU buffers, state idle) before it rejects.
+            ld.cancelled = True
+            ld.task.cancel()
+        return bool(live)
 
     # The options init() itself takes (opts keys); the rest go to the platform's load.
     RUNTIME_OPTIONS = ("context_length", "kv_dtype", "backend", "cpu_fallback", "threads")
@@ -347,6 +388,8 @@ class LocalLLM(Inference):
             if model is not None:
                 model.destroy()
             if isinstance(e, asyncio.CancelledError):
+                if choice.name == "webgpu" and self._dev is not None:
+                    _release_kernel_caches(self._dev)
                 self._set(state="idle", model=None, progress=0.0, backend=None)
             else:
                 self._fail(e, entry.id)
@@ -355,6 +398,7 @@ class LocalLLM(Inference):
             try:
                 entry = entry.with_config(model.config)
                 (await self.catalog()).replace(entry)
+                await self._save_user_models()          # the estimate, for the next visit
             except Exception:  # noqa: BLE001 - only the catalog's estimate is affected
                 log.exception("could not record the architecture of %s", entry.id)
         load_s = time.perf_counter() - t0

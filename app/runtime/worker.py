@@ -8,7 +8,9 @@ queues (it runs one generation at a time, FIFO) does not hold up the loop: `inte
 `getStatus` and `cancel` are answered at once, even while a generation or a load runs.
 
 Messages cross as JSON text both ways (the worker's JS parses/stringifies): None <-> null stays
-exact and no JS proxy outlives a message. Results are the service's dicts unchanged (snake_case);
+exact and no JS proxy outlives a message. File/Blob arguments (importModelFile) cannot be JSON:
+the worker's JS keeps each aside and sends {"$blob": key} in its place; take_blob(key) hands
+the JS object over (once). Results are the service's dicts unchanged (snake_case);
 option names arrive snake_case (the facade converts them). An exception becomes
 {"name": its class name, "message": str(e)}; every reply carries the service's status() so the
 page's synchronous getStatus() is current when its promise resolves.
@@ -27,8 +29,13 @@ OPS = {
     "getRuntimeInfo": "runtime_info", "chatCompletionsCreate": "chat_completions.create",
     # The remote provider's settings (HybridLLM, app/runtime/hybrid.py; docs/remote.md).
     "getRemoteConfig": "remote_config", "setRemoteConfig": "set_remote_config",
+    # Loads, the weight cache and the user's models (app/runtime/catalog_ops.py).
+    "cancelLoad": "cancel_load", "getCache": "get_cache", "deleteCached": "delete_cached",
+    "deleteCachedFile": "delete_cached_file", "addModel": "add_model",
+    "removeModel": "remove_model", "importModelFile": "import_model_file",
 }
-IMMEDIATE = {"interrupt", "getStatus"}
+IMMEDIATE = {"interrupt", "getStatus", "cancelLoad"}
+BLOB = "$blob"      # {"$blob": key}: a File/Blob argument engine-worker.js kept aside
 
 
 def error_payload(e: BaseException) -> dict:
@@ -58,10 +65,11 @@ class WorkerLoop:
     """Routes page messages to a LocalLLM-like service and posts replies, stream items and
     events back. `service` needs the attributes named in OPS."""
 
-    def __init__(self, service, post, diagnostics=None):
+    def __init__(self, service, post, diagnostics=None, take_blob=None):
         self.service = service
         self.post = post                    # post(dict): one message to the page
         self.diagnostics = diagnostics      # async callable(m, n, k, seed) -> dict (selfTest)
+        self.take_blob = take_blob          # key -> the JS File/Blob kept aside (or None)
         self.tasks: dict[int, asyncio.Task] = {}   # running requests (asyncio keeps weak refs)
 
     # -- posting ----------------------------------------------------------------------------
@@ -87,6 +95,8 @@ class WorkerLoop:
         op, args, kwargs = msg.get("op"), msg.get("args") or [], msg.get("kwargs") or {}
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise TypeError(f"{op}: args must be a list and kwargs an object")
+        args = [self._blob(a) for a in args]
+        kwargs = {k: self._blob(v) for k, v in kwargs.items()}
         if op == "cancel":
             self.cancel(int(args[0]))
             self.reply(rid, result=None)
@@ -97,6 +107,16 @@ class WorkerLoop:
         task = asyncio.ensure_future(self._run(rid, op, args, kwargs))
         self.tasks[rid] = task
         task.add_done_callback(lambda _t, rid=rid: self.tasks.pop(rid, None))
+
+    def _blob(self, value):
+        """An argument, with a {"$blob": key} placeholder replaced by the File/Blob itself."""
+        if not (isinstance(value, dict) and set(value) == {BLOB}):
+            return value
+        blob = self.take_blob(str(value[BLOB])) if self.take_blob is not None else None
+        if blob is None:
+            raise TypeError("a File/Blob argument did not reach the engine worker; pass the "
+                            "File object itself")
+        return blob
 
     def _call(self, op: str, args: list, kwargs: dict):
         if op == "loseDevice":
@@ -156,10 +176,11 @@ class WorkerLoop:
             task.cancel()
 
 
-def start(post, site: str, versions_json: str | None = None):
+def start(post, site: str, versions_json: str | None = None, take_blob=None):
     """Create the service over the browser platform and tell the page it is ready; returns
     on_message(json_text) for the worker's JS. `post(json_text)` sends one message to the page;
-    `versions_json`: the site's versions.json (vendored package versions) or None."""
+    `versions_json`: the site's versions.json (vendored package versions) or None;
+    `take_blob(key)`: the File/Blob the worker's JS kept aside under `key` (see BLOB)."""
     from pyodide.ffi import create_proxy
 
     from .browser_platform import BrowserPlatform
@@ -176,6 +197,6 @@ def start(post, site: str, versions_json: str | None = None):
     from .remote_browser import FetchTransport, IndexedDBConfigStore
     service = HybridLLM(LocalLLM(platform=platform), store=IndexedDBConfigStore(str(site)),
                         remote=RemoteLLM(transport=FetchTransport()))
-    loop = WorkerLoop(service, send, platform.self_test)
+    loop = WorkerLoop(service, send, platform.self_test, take_blob)
     send({"ready": True, "status": loop._status()})
     return create_proxy(loop.on_message)

@@ -144,6 +144,11 @@ class IDB:
             r = json.loads(await self._mod.pump(self._db, resp.handle, key, first_index, chunk_size,
                                                 expected, stall_ms, cb,
                                                 None if hasher is None else hasher.handle))
+        except BaseException:
+            # Cancelled (LocalLLM.cancel_load): stop the fetch, or the JS loop would go on
+            # storing chunks. Whole chunks already stored stay, so a later download resumes.
+            abort(resp)
+            raise
         finally:
             cb.destroy()
         if hasher is not None:

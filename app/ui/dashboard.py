@@ -55,15 +55,6 @@ class Dashboard:
         binding = (gpu.get("limits") or {}).get("maxStorageBufferBindingSize")
         self._set("rt-binding", _mib(binding) if binding else "—")
 
-    def memory(self, memory: dict | None) -> None:
-        """The GPU allocation ledger (runtime_info()["memory"] or an event's snapshot)."""
-        if not memory:
-            return
-        text = f"{_mib(memory.get('total', 0))} live, peak {_mib(memory.get('peak', 0))}"
-        if memory.get("budget"):
-            text += f" of {_mib(memory['budget'])}"
-        self._set("gpu-memory", text)
-
     def engine_status(self, status: dict) -> None:
         """The status bar from the runtime's status (idle | loading | ready | generating | error)."""
         state, model = status.get("state"), status.get("model")

@@ -222,13 +222,19 @@ class ModelPicker:
             self._add_status("Type the URL of a .gguf file first.")
             return None
         try:
+            from js import URL
+            # A path on this site ("models/x.gguf") is taken relative to the page.
+            url = str(URL.new(url, self.doc.baseURI).href)
+        except Exception:  # noqa: BLE001 - left as typed; add_model names what is wrong
+            pass
+        try:
             entry = await self.llm.add_model(url)
         except Exception as e:  # noqa: BLE001
             self._add_status(f"Not added: {getattr(e, 'args', [e])[0]}")
             return None
         box.value = ""
-        self._add_status(f"Added {entry.get('name') or entry['id']}. Load it from the list.")
         await self.refresh()
+        self._add_status(f"Added {entry.get('name') or entry['id']}. Load it from the list.")
         return entry
 
     def _drop_zone(self, over: bool) -> None:
@@ -267,8 +273,8 @@ class ModelPicker:
             self.toasts.error(e, title=f"{name} could not be added")
             return None
         self.progress.stop()
-        self._add_status(f"Added {entry.get('name') or entry['id']}. Load it from the list.")
         await self.refresh()
+        self._add_status(f"Added {entry.get('name') or entry['id']}. Load it from the list.")
         return entry
 
 

@@ -15,8 +15,9 @@ import time
 
 
 class RemoteSettings:
-    def __init__(self, document, llm):
+    def __init__(self, document, llm, on_saved=None):
         self.doc, self.llm = document, llm
+        self.on_saved = on_saved           # async fn(config) after a successful save
         self._proxies = []
         self.sent = 0                      # requests that went to the remote server
 
@@ -63,6 +64,8 @@ class RemoteSettings:
             return None
         self._show(cfg)
         self._status("Saved. " + self._el("remote-status").textContent)
+        if self.on_saved is not None:
+            await self.on_saved(cfg)
         return cfg
 
     def on_provider(self, detail: dict) -> None:

@@ -293,8 +293,13 @@ def test_a_new_build_waits_then_replaces_the_old_cache_on_apply(browser, site, t
         assert other.evaluate("window.__updates") == [{"version": version_b}]
         assert other.evaluate(CONTROLLER_VERSION) == version_a
 
+        # The dashboard offers the reload (a notice with a Reload button, app/main.py); the
+        # button applies the update.
+        page.wait_for_function("document.body.dataset.pyReady", timeout=BOOT_TIMEOUT_MS)
+        toast = page.locator("#toasts .toast", has_text="new version")
+        toast.wait_for(timeout=60_000)
         with page.expect_navigation(timeout=SW_TIMEOUT_MS):
-            assert page.evaluate("window.LocalLLMUpdate.apply()") is True
+            toast.locator("button[data-action=Reload]").click()
         page.wait_for_function("navigator.serviceWorker.controller !== null",
                                timeout=SW_TIMEOUT_MS)
         assert page.evaluate(CONTROLLER_VERSION) == version_b

@@ -43,8 +43,8 @@ def test_init_events_status_and_payloads():
         assert names[-2:] == ["status", "ready"] and seen[-2][1]["state"] == "ready"
         assert set(seen[-1][1]) == {"model", "load_s", "backend"}
         prog = [d for n, d in seen if n == "progress"]
-        assert all(set(d) == {"progress", "phase", "loaded_bytes", "total_bytes", "text"}
-                   for d in prog)
+        assert all(set(d) == {"progress", "phase", "loaded_bytes", "total_bytes", "text",
+                              "speed_bps", "eta_s"} for d in prog)
         values = [d["progress"] for d in prog]
         assert values == sorted(values) and values[-1] == 1.0 and values.count(1.0) == 1
         phases = [d["phase"] for d in prog]
