@@ -129,6 +129,7 @@ class App:
     async def start(self) -> None:
         self.chat.render_all()
         await self.picker.refresh()
+        self.ui.names = self.picker.names          # the status bar shows names, not ids
         await self.cache.refresh()
         await self.refresh_memory()
         st = self.llm.status()

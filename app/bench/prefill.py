@@ -8,7 +8,10 @@ app/bench/kernels.py does (probe_read.wgsl `fill`), X (tokens, cols) f32 filled 
 matmul_q is recorded R times into a Plan (R chosen so one replay takes ~25 ms), warmed up for
 >= 50 ms of replays, then timed with GPU timestamps (dev.timer(), median of --repeats replays;
 wall clock + readback without timestamp-query). FLOP = 2 tokens rows cols per dispatch.
-Variants: "f32" (f16=False) and, with shader-f16, "f16 fN" (f16=True, F16_FLUSH = N).
+Variants: "f32" (f16=False) and, with shader-f16, "f16 fN" (f16=True, F16_FLUSH = N); with
+chromium-experimental-subgroup-matrix (Dawn: `node app/bench/node/run.mjs prefill`, run with
+LOCALLLM_DAWN=...;enable-dawn-features=allow_unsafe_apis), "sgmat": quantize_x of X plus
+app/kernels/matmul_sgmat.py per dispatch (the quantization is timed too).
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import time
 
 from ..gpu import Device, open_device
 from ..kernels import matmul_q as mq
+from ..kernels import matmul_sgmat as sg
+from ..kernels.matvec import quantize_x
 from .dispatch import describe
 from .kernels import LAYOUTS, fill, machine, random_weight, time_plan
 
@@ -28,9 +33,17 @@ async def bench(dev: Device, layout: str, rows: int, cols: int, tokens: int, f16
     x = dev.create_buffer(4 * tokens * cols, kind="activations", label="bench.x")
     await fill(dev, x, 2)
     y = dev.create_buffer(4 * tokens * rows, kind="activations", label="bench.y")
+    xq = await quantize_x(dev, x, cols, n_vec=tokens) if f16 == "sgmat" else None
+
+    async def record(target):
+        if xq is not None:
+            await quantize_x(dev, x, cols, n_vec=tokens, target=target, out=xq)
+            await sg.matmul_sgmat(dev, w, xq, tokens, out=y, target=target)
+        else:
+            await mq.matmul_q(dev, w, x, tokens, out=y, target=target, f16=f16)
     try:
         one = dev.plan("probe")
-        await mq.matmul_q(dev, w, x, tokens, out=y, target=one, f16=f16)
+        await record(one)
         t0 = time.perf_counter()
         dev.replay(one)
         await dev.read(y, 0, 4)  # pipeline + first run
@@ -40,7 +53,7 @@ async def bench(dev: Device, layout: str, rows: int, cols: int, tokens: int, f16
         reps = max(1, min(200, int(0.025 / max(time.perf_counter() - t0, 1e-6))))
         plan = dev.plan(f"matmul_q {layout}")
         for _ in range(reps):
-            await mq.matmul_q(dev, w, x, tokens, out=y, target=plan, f16=f16)
+            await record(plan)
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 0.05:  # warm-up >= 50 ms (clocks up)
             dev.replay(plan)
@@ -51,6 +64,8 @@ async def bench(dev: Device, layout: str, rows: int, cols: int, tokens: int, f16
         w.destroy(dev)
         dev.destroy_buffer(x)
         dev.destroy_buffer(y)
+        if xq is not None:
+            xq.destroy(dev)
     return t, method
 
 
@@ -70,6 +85,9 @@ async def main(argv=None) -> None:
     variants = [] if args.no_f32 else [("f32", False, mq.F16_FLUSH)]
     if "shader-f16" in dev.features:
         variants += [(f"f16 f{n}", True, int(n)) for n in args.flush.split(",")]
+    if sg.available(dev.features, getattr(dev.info, "subgroup_matrix", ()),
+                    getattr(dev.info, "subgroup_sizes", (0, 0))):
+        variants += [("sgmat", "sgmat", mq.F16_FLUSH)]
     default_flush = mq.F16_FLUSH
     print(f"{'layout':7s} {'rows x cols':>12s} {'tokens':>6s} " +
           " ".join(f"{v[0]:>10s}" for v in variants) + "   (TFLOP/s)", flush=True)
@@ -78,6 +96,9 @@ async def main(argv=None) -> None:
         for layout in args.layouts.split(","):
             cells = []
             for name, f16, flush in variants:
+                if f16 == "sgmat" and not sg.fits(layout, cols):
+                    cells.append(f"{'-':>10s}")
+                    continue
                 mq.F16_FLUSH = flush
                 try:
                     t, method = await bench(dev, layout, rows, cols, args.tokens, f16, args.repeats)

@@ -175,6 +175,17 @@ class BrowserDevice(Device):
         self._device.destroy()
 
 
+def _subgroup_info(ai, features) -> dict:
+    """Subgroup sizes and, when the subgroup-matrix feature was granted, the adapter's
+    subgroupMatrixConfigs (absent attributes read as none)."""
+    sizes = (int(getattr(ai, "subgroupMinSize", 0) or 0), int(getattr(ai, "subgroupMaxSize", 0) or 0))
+    configs = ()
+    if "chromium-experimental-subgroup-matrix" in features:
+        configs = tuple((str(c.componentType), str(c.resultComponentType), int(c.M), int(c.N),
+                         int(c.K)) for c in js.Array.from_(ai.subgroupMatrixConfigs or []))
+    return {"subgroup_matrix": configs, "subgroup_sizes": sizes}
+
+
 async def open_browser_device(power_preference: str = "high-performance") -> BrowserDevice:
     gpu = getattr(navigator, "gpu", None)
     if not gpu:
@@ -198,7 +209,8 @@ async def open_browser_device(power_preference: str = "high-performance") -> Bro
     names = dict(vendor=str(ai.vendor), architecture=str(ai.architecture), device=str(ai.device),
                  description=str(ai.description))
     # SwiftShader reports architecture "swiftshader"; the browser exposes no adapter type
-    info = AdapterInfo(**names, backend="browser", is_cpu=is_cpu_adapter(*names.values()))
+    info = AdapterInfo(**names, backend="browser", is_cpu=is_cpu_adapter(*names.values()),
+                       **_subgroup_info(ai, features))
     dev = BrowserDevice(adapter, device, info, frozenset(features), limits)
     dev._lost_proxy = create_proxy(dev._on_lost)  # kept alive as long as the device
     device.lost.then(dev._lost_proxy)

@@ -38,7 +38,10 @@ ENGINE_LIMITS = (
     "maxBindGroups",
     "minStorageBufferOffsetAlignment",
 )
-OPTIONAL_FEATURES = ("shader-f16", "subgroups", "timestamp-query")
+# chromium-experimental-subgroup-matrix: Dawn's matrix units (tensor cores), offered only with
+# the allow_unsafe_apis toggle (Chrome: --enable-unsafe-webgpu); app/kernels/matmul_sgmat.py.
+OPTIONAL_FEATURES = ("shader-f16", "subgroups", "timestamp-query",
+                     "chromium-experimental-subgroup-matrix")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class AdapterInfo:
     # A software adapter on the CPU (Chrome's SwiftShader, Mesa's lavapipe/llvmpipe): workgroup
     # barriers there cost far more than redundant work, so kernels pick barrier-free variants.
     is_cpu: bool = False
+    # GPUAdapterInfo.subgroupMatrixConfigs as (component, result, M, N, K) tuples (browser backend
+    # with the subgroup-matrix feature only) and (subgroupMinSize, subgroupMaxSize); see
+    # app/kernels/matmul_sgmat.py.
+    subgroup_matrix: tuple = ()
+    subgroup_sizes: tuple = (0, 0)
 
 
 CPU_ADAPTER_NAMES = ("swiftshader", "llvmpipe", "lavapipe")

@@ -36,6 +36,7 @@ from ..kernels.activation import glu
 from ..kernels.attention import attention_decode, attention_prefill
 from ..kernels.embedding import embedding
 from ..kernels.kv_cache import KVCache, kv_write
+from ..kernels import matmul_sgmat as sgmat
 from ..kernels.matmul_q import matmul_q
 from ..kernels.matvec import Q8_UNIT, matvec, quantize_x
 from ..kernels.norm import add, rmsnorm
@@ -202,26 +203,35 @@ async def record_body(dev: Device, cfg: ModelConfig, w: ModelWeights, cache: KVC
         elif T == 1:
             xq = None
             if q8 and weight.layout in Q8_UNIT and weight.cols % 32 == 0:
-                xq = quantized.get(id(x))
-                if xq is None:
-                    xq = await quantize_x(dev, x, weight.cols, target=plan,
-                                          out=xq_bufs.get(weight.cols))
-                    if weight.cols not in xq_bufs:
-                        xq_bufs[weight.cols] = xq
-                        for b in (xq.q, xq.ds, xq.inv):
-                            plan.keep(b)
-                    # the buffer now holds x's quantization only
-                    for key in [k for k, v in quantized.items() if v is xq]:
-                        del quantized[key]
-                    quantized[id(x)] = xq
+                xq = await quant(x, weight.cols)
             await matvec(dev, weight, x, out=out, bias=bias, accumulate=accumulate, target=plan,
                          xq=xq, glu=glu_in)
             quantized.pop(id(out), None)   # out's contents changed
+        elif sgmat.plan(dev, weight):      # tensor cores (subgroup matrices), int8 activations
+            await sgmat.matmul_sgmat(dev, weight, await quant(x, weight.cols), T, out=out,
+                                     bias=bias, accumulate=accumulate, target=plan)
+            quantized.pop(id(out), None)
         else:
             await matmul_q(dev, weight, x, T, out=out, bias=bias, accumulate=accumulate,
                            target=plan)
+            quantized.pop(id(out), None)
             if cpu is not None:
                 cpu.forget(out)
+
+    async def quant(x, cols):
+        """x's QuantX (T rows), made once per x contents and kept in one buffer per width."""
+        xq = quantized.get(id(x))
+        if xq is None:
+            xq = await quantize_x(dev, x, cols, n_vec=T, target=plan, out=xq_bufs.get(cols))
+            if cols not in xq_bufs:
+                xq_bufs[cols] = xq
+                for b in (xq.q, xq.ds, xq.inv):
+                    plan.keep(b)
+            # the buffer now holds x's quantization only
+            for key in [k for k, v in quantized.items() if v is xq]:
+                del quantized[key]
+            quantized[id(x)] = xq
+        return xq
 
     async def norm(x, weight, rows, width, out, residual=None):
         quantized.clear()     # activations change: forget which inputs are quantized

@@ -12,6 +12,7 @@ def _mib(n: int) -> str:
 class Dashboard:
     def __init__(self, document):
         self.doc = document
+        self.names: dict[str, str] = {}       # model id -> display name (the model picker's)
 
     def _set(self, element_id: str, text: str, cls: str | None = None) -> None:
         el = self.doc.getElementById(element_id)
@@ -58,6 +59,7 @@ class Dashboard:
     def engine_status(self, status: dict) -> None:
         """The status bar from the runtime's status (idle | loading | ready | generating | error)."""
         state, model = status.get("state"), status.get("model")
+        model = self.names.get(model, model)
         if state == "loading":
             self.status(f"Loading {model or 'model'}… {100 * (status.get('progress') or 0):.0f}%")
         elif state == "ready":

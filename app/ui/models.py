@@ -59,6 +59,7 @@ class ModelPicker:
         self.on_loaded = on_loaded          # async fn(load_result) after a load
         self.on_busy = on_busy              # fn(bool): loading started / ended
         self.models: list[dict] = []
+        self.names: dict[str, str] = {}
         self.loading: str | None = None
         self.h = Handlers()
         self.list = document.getElementById("model-list")
@@ -82,6 +83,8 @@ class ModelPicker:
 
     async def refresh(self) -> list[dict]:
         self.models = await self.llm.available_models()
+        self.names.clear()                 # updated in place: the status bar shares it
+        self.names.update({m["id"]: m.get("name") or m["id"] for m in self.models})
         self.render()
         return self.models
 

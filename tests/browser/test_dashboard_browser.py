@@ -61,10 +61,16 @@ def set_generation(page, temperature=None, max_tokens=None, system=None) -> None
 
 
 def load_model(page, model_id: str) -> None:
+    title = page.inner_text(f"#model-list li[data-model='{model_id}'] .model-name")
     page.click(f"#model-list li[data-model='{model_id}'] button[data-action=load]")
     page.wait_for_selector("#load-progress:not([hidden])", timeout=30_000)
-    page.wait_for_function("document.getElementById('load-progress').dataset.max === '100'",
-                           timeout=LOAD_MS)
+    # This load's bar (a bar left from an earlier load may still be showing 100%).
+    page.wait_for_function("document.getElementById('load-title').textContent === "
+                           f"{json.dumps(title)}", timeout=30_000)
+    page.wait_for_function(
+        "(() => { const s = LocalLLM.getStatus(); return s.state === 'ready' && s.model === "
+        f"{json.dumps(model_id)} && document.getElementById('load-progress').dataset.max === "
+        "'100'; })()", timeout=LOAD_MS)
     page.wait_for_function("!document.getElementById('prompt').disabled", timeout=60_000)
 
 
@@ -360,6 +366,17 @@ def test_hostile_model_output_is_shown_as_text_and_executes_nothing(browser, ser
         assert model.evil_hits == []
         assert not [u for u in rec.foreign(server.url) if not u.startswith(model.base_url)]
         shot(page, "07-hostile-output")
+        # Shift+Enter is a newline, not a send; Clear empties the conversation, here and in
+        # storage.
+        page.fill("#prompt", "line one")
+        page.press("#prompt", "Shift+Enter")
+        page.keyboard.type("line two")
+        assert page.input_value("#prompt") == "line one\nline two"
+        assert model.chat_hits == 1 and page.locator("#messages article.msg").count() == 2
+        page.click("#clear-chat")
+        page.wait_for_selector("#messages #welcome")
+        assert page.locator("#messages article.msg").count() == 0
+        assert stored_conversations(page) == []
     finally:
         context.close()
         model.stop()
@@ -461,8 +478,14 @@ def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(browser
         assert "partly downloaded" in card.locator(".badges").inner_text()
         assert card.locator("button[data-action=load]").inner_text() == "Resume download"
         assert page.is_disabled("#prompt")
-        # The storage panel lists the partial file; Remove forgets the model and its bytes.
-        assert "(partial)" in page.inner_text("#cache-list")
+        # The storage panel lists the partial file and deletes it (the model stays listed);
+        # Remove forgets the model itself.
+        row = page.locator("#cache-list li[data-kind=model]", has_text="(partial)")
+        assert row.count() == 1
+        row.locator("button").click()
+        card.locator("button:text('Download 93.8 MB')").wait_for(timeout=30_000)
+        assert page.locator("#cache-list li[data-kind=model]").count() == 0
+        assert "partly" not in card.locator(".badges").inner_text()
         card.locator("button[data-action=remove]").click()
         page.wait_for_function(f"!document.querySelector(\"#model-list li[data-model='{model_id}']\")",
                                timeout=30_000)

@@ -53,7 +53,8 @@ def test_init_events_status_and_info(smol, run):
     assert seen[-1][1] == {"model": DEFAULT, "load_s": r["load_s"], "backend": "webgpu"}
     assert [d["state"] for n, d in seen if n == "status"] == ["loading", "ready"]
     prog = [d for n, d in seen if n == "progress"]
-    assert all(set(d) == {"progress", "phase", "loaded_bytes", "total_bytes", "text"}
+    assert all(set(d) == {"progress", "phase", "loaded_bytes", "total_bytes", "text",
+                       "speed_bps", "eta_s"}
                for d in prog)
     values = [d["progress"] for d in prog]
     assert values == sorted(values) and values[-1] == 1.0 and values.count(1.0) == 1

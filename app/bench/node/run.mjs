@@ -6,6 +6,9 @@
 //   python build.py                         # dist/py/localllm.zip and dist/vendor/pyodide
 //   node app/bench/node/run.mjs kernels [--small] [--layouts ...] [--shapes ...]
 //   node app/bench/node/run.mjs dispatch [--n 300]
+//   node app/bench/node/run.mjs prefill [--shapes ...] [--layouts ...]   (app/bench/prefill.py)
+//   node app/bench/node/run.mjs sgmat-check   (matmul_sgmat oracle, app/bench/sgmat_check.py;
+//       needs LOCALLLM_DAWN="...;enable-dawn-features=allow_unsafe_apis")
 //   node app/bench/node/run.mjs model --model PATH.gguf [--prompt-tokens 512] [--json OUT] ...
 //       (app/bench/model.py; the file is read by Node: a Uint8Array below 2 GiB, above that a
 //       Blob-like object read slice by slice with fs.readSync; --json is written here, by Node)
@@ -100,6 +103,9 @@ if (command === "model" || command === "profile" || command === "check-decode") 
 }
 const code = {
   kernels: "from app.bench.kernels import main\nawait main(list(bench_args))",
+  prefill: "from app.bench.prefill import main\nawait main(list(bench_args))",
+  "sgmat-check": "from app.bench import sgmat_check\nfrom app.gpu import open_device\n" +
+    "await sgmat_check.run(await open_device())",
   dispatch: "import argparse\nfrom app.gpu import open_device\n" +
     "from app.bench.dispatch import measure, report\n" +
     "ap = argparse.ArgumentParser(prog='run.mjs dispatch')\n" +
