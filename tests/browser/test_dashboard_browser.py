@@ -162,6 +162,7 @@ def test_pick_load_chat_stream_stop_regenerate_reload_switch_then_offline(browse
         assert page.get_attribute("#rate-chart", "data-bars") == "1"
         assert "of" in page.inner_text("#gpu-memory") or "in use" in page.inner_text("#gpu-memory")
         shot(page, "03-reply")
+        assert axe_violations(page) == []      # with a conversation, stats and the chart
 
         # Copy puts the message on the clipboard.
         page.click("#messages article.msg-assistant button[data-action=copy]")
@@ -499,3 +500,60 @@ def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(browser
     finally:
         context.close()
         host.stop()
+
+
+def test_a_lost_gpu_is_a_toast_whose_retry_reloads_the_model_and_answers(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        assert boot(page, server.url) == "1"
+        set_generation(page, temperature=0, max_tokens=4)
+        load_model(page, BUNDLED)
+        assert page.evaluate("LocalLLM.loseDevice()")["reason"] is not None
+        page.fill("#prompt", "Hi")
+        page.press("#prompt", "Enter")
+        toast = page.locator("#toasts .toast", has_text="The GPU was reset")
+        toast.wait_for(timeout=REPLY_MS)
+        assert "DeviceLostError" in toast.inner_text() and "Load the model again" in toast.inner_text()
+        failed = last_reply(page)
+        assert "DeviceLostError" in page.inner_text("#messages article.msg-assistant .msg-error")
+        shot(page, "10-device-lost")
+        toast.locator("button[data-action=Retry]").click()
+        # Retry loads the model again on a new device, then regenerates the failed reply.
+        page.wait_for_function(
+            "!document.body.dataset.generating && !document.body.dataset.loading && "
+            "(() => { const a = [...document.querySelectorAll('#messages article.msg-assistant')]"
+            ".pop(); return a && !a.querySelector('.msg-error') && a.dataset.finish; })()",
+            timeout=LOAD_MS)
+        again = last_reply(page)
+        assert again["text"].strip() and again["finish"] in ("length", "stop")
+        assert failed["text"] != again["text"] or failed["finish"] != again["finish"]
+        assert page.locator("#messages article.msg-assistant").count() == 1
+        assert page.evaluate("LocalLLM.getStatus()")["state"] == "ready"
+    finally:
+        context.close()
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's WCAG 2.x A and AA audit of the page as it is now (axe-core is a dev
+    dependency, injected by the test; the page never loads it)."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("""axe.run(document, {runOnly: {type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})""")
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"]]
+
+
+def test_the_dashboard_passes_an_automated_wcag_audit(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        assert boot(page, server.url) == "1"
+        page.wait_for_selector("#model-list li.model")
+        page.click("#add-model summary")
+        assert axe_violations(page) == []
+    finally:
+        context.close()
