@@ -557,3 +557,33 @@ def test_the_dashboard_passes_an_automated_wcag_audit(browser, server):
         assert axe_violations(page) == []
     finally:
         context.close()
+
+
+def test_a_picked_gguf_file_is_imported_with_progress_then_loads_with_no_download(
+        browser, server, smollm2_gguf, tmp_path):
+    mine = tmp_path / "my-smollm2.gguf"
+    shutil.copyfile(smollm2_gguf, mine)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        rec = Recorder(page)
+        assert boot(page, server.url) == "1"
+        page.wait_for_selector("#model-list li.model")
+        page.click("#add-model summary")
+        page.set_input_files("#add-file", str(mine))
+        page.wait_for_function("/Importing/.test(document.getElementById('load-phase')"
+                               ".textContent)", timeout=60_000)
+        page.wait_for_function("document.getElementById('add-status').textContent.startsWith"
+                               "('Added')", timeout=LOAD_MS)
+        card = page.locator("#model-list li.model", has_text="added by you")
+        assert card.count() == 1 and "cached" in card.locator(".badges").inner_text()
+        model_id = card.get_attribute("data-model")
+        set_generation(page, temperature=0, max_tokens=4)
+        n = len(rec.requests)
+        load_model(page, model_id)
+        reply = ask(page, "Hello!")
+        assert reply["text"].strip()
+        assert not [u for u in rec.requests[n:] if u.endswith(".gguf")]   # no weight download
+        assert page.evaluate("LocalLLM.getStatus()")["model"] == model_id
+    finally:
+        context.close()
