@@ -587,3 +587,36 @@ def test_a_picked_gguf_file_is_imported_with_progress_then_loads_with_no_downloa
         assert page.evaluate("LocalLLM.getStatus()")["model"] == model_id
     finally:
         context.close()
+
+
+def test_a_failed_download_is_a_toast_whose_retry_downloads_again(browser, server,
+                                                                   smollm2_gguf):
+    from tests.fault_server import Fault, FaultServer
+    host = FaultServer({"smol.gguf": smollm2_gguf}).start()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        assert boot(page, server.url) == "1"
+        page.click("#add-model summary")
+        page.fill("#add-url", host.url("smol.gguf"))
+        page.click("#add-url-button")
+        page.wait_for_function("document.getElementById('add-status').textContent.startsWith"
+                               "('Added')", timeout=60_000)
+        model_id = page.locator("#model-list li.model", has_text="added by you").get_attribute(
+            "data-model")
+        host.inject("smol.gguf", Fault("status", status=404))
+        page.click(f"#model-list li[data-model='{model_id}'] button[data-action=load]")
+        toast = page.locator("#toasts .toast", has_text="The download failed")
+        toast.wait_for(timeout=120_000)
+        assert "DownloadError" in toast.inner_text() and "404" in toast.inner_text()
+        assert page.is_hidden("#load-progress") and page.is_disabled("#prompt")
+        host.reset()                                   # the host answers again
+        toast.locator("button[data-action=Retry]").click()
+        page.wait_for_function(
+            f"LocalLLM.getStatus().state === 'ready' && LocalLLM.getStatus().model === '{model_id}'",
+            timeout=LOAD_MS)
+        page.wait_for_function("!document.getElementById('prompt').disabled", timeout=60_000)
+        assert [h.status for h in host.gets("smol.gguf")][-1] in (200, 206)
+    finally:
+        context.close()
+        host.stop()
