@@ -366,6 +366,13 @@ def test_hostile_model_output_is_shown_as_text_and_executes_nothing(browser, ser
         assert page.locator(f"{body} img, {body} script, {body} iframe").count() == 0
         assert model.evil_hits == []
         assert not [u for u in rec.foreign(server.url) if not u.startswith(model.base_url)]
+        # The page's CSP is a second gate: an image from elsewhere is refused even if markup
+        # carrying it were inserted.
+        blocked = page.evaluate("""(url) => new Promise((resolve) => {
+            const img = document.createElement('img');
+            img.onload = () => resolve(false); img.onerror = () => resolve(true);
+            img.src = url; document.body.appendChild(img); })""", model.evil + "/csp.png")
+        assert blocked and model.evil_hits == []
         shot(page, "07-hostile-output")
         # Shift+Enter is a newline, not a send; Clear empties the conversation, here and in
         # storage.
