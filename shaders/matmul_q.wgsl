@@ -37,16 +37,7 @@ enable f16;
 #endif
 #include lib/mv_unpack
 
-struct Params {
-    rows: u32,        // rows in this chunk
-    cols: u32,
-    row_stride: u32,  // dense layouts: elements per row (= cols); quantized: u32 words per row
-    row0: u32,        // first row of this chunk in Y
-    out_rows: u32,    // rows of the whole weight (Y's row stride)
-    n_tokens: u32,
-    _a: u32,
-    _b: u32,
-}
+#include lib/matmul_params
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 #if X4

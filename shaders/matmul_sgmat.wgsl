@@ -37,16 +37,7 @@
 
 enable chromium_experimental_subgroup_matrix;
 
-struct Params {
-    rows: u32,        // rows in this chunk
-    cols: u32,        // multiple of 32
-    row_stride: u32,  // u32 words per weight row
-    row0: u32,        // first row of this chunk in Y
-    out_rows: u32,    // rows of the whole weight (Y's row stride)
-    n_tokens: u32,
-    _a: u32,
-    _b: u32,
-}
+#include lib/matmul_params
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;

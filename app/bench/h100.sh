@@ -4,15 +4,7 @@
 # Usage: [KERN=1] [PROF=1] [FOLDS="0 1"] [Q8=1] [NATIVE=1] bash app/bench/h100.sh shape:TYPE ...
 #   shape: smollm2-135m qwen2.5-0.5b llama-3.2-1b llama-3.1-8b gemma-3-270m; TYPE: Q4_0 Q4_1 Q8_0 Q4_K_M
 set -u
-export PYTHONUNBUFFERED=1
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
-mkdir -p /tmp/node/bin node_modules/webgpu/dist/linux-x64
-[ -x /tmp/node/bin/node ] || xz -dc .dawn/node.xz > /tmp/node/bin/node; chmod +x /tmp/node/bin/node
-cp .dawn/webgpu/{index.js,package.json,LICENSE.md,types.d.ts} node_modules/webgpu/
-[ -f node_modules/webgpu/dist/linux-x64/dawn.node ] || xz -dc .dawn/webgpu/dist/linux-x64/dawn.node.xz > node_modules/webgpu/dist/linux-x64/dawn.node
-export PATH=/tmp/node/bin:$PATH
-rm -rf dist && cp -r .dawn/dist dist
+source "$(dirname "$0")/device_setup.sh"
 M=/tmp/models; mkdir -p $M
 if [ -n "${KERN:-}" ]; then
   timeout 200 node app/bench/node/run.mjs kernels --layouts f16,q4_1,q4_k,q6_ka,q8_0a --shapes 4096x4096,14336x4096,4096x14336,128256x4096 --repeats 3 > $OUT/dawn_kernels.txt 2>&1; tail -22 $OUT/dawn_kernels.txt

@@ -4,15 +4,7 @@
 # Carry .gl .whl .dawn as for app/bench/h100.sh (refresh .dawn/dist/py/localllm.zip first).
 # Usage: bash app/bench/sgmat_h100.sh [check] [bench] [MODEL_SPEC ...]   e.g. llama-3.2-1b:Q4_0
 set -u
-export PYTHONUNBUFFERED=1
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
-mkdir -p /tmp/node/bin node_modules/webgpu/dist/linux-x64
-[ -x /tmp/node/bin/node ] || xz -dc .dawn/node.xz > /tmp/node/bin/node; chmod +x /tmp/node/bin/node
-cp .dawn/webgpu/{index.js,package.json,LICENSE.md,types.d.ts} node_modules/webgpu/
-[ -f node_modules/webgpu/dist/linux-x64/dawn.node ] || xz -dc .dawn/webgpu/dist/linux-x64/dawn.node.xz > node_modules/webgpu/dist/linux-x64/dawn.node
-export PATH=/tmp/node/bin:$PATH
-rm -rf dist && cp -r .dawn/dist dist
+source "$(dirname "$0")/device_setup.sh"
 export LOCALLLM_DAWN="disable-dawn-features=timestamp_quantization;enable-dawn-features=allow_unsafe_apis"
 M=/tmp/models; mkdir -p $M
 for what in "$@"; do

@@ -220,12 +220,8 @@ class ChatView:
         except Exception as e:  # noqa: BLE001 - kept on the message and shown as a toast
             name, message = error_fields(e)
             reply.meta["error"] = {"name": name, "message": message}
-            retry = self.regenerate
-            if name == "DeviceLostError" and self.on_device_lost is not None:
-                async def retry():
-                    if await self.on_device_lost():
-                        await self.regenerate()
-            self.toasts.error(e, retry=retry)
+            lost = name == "DeviceLostError" and self.on_device_lost is not None
+            self.toasts.error(e, retry=self._reload_and_regenerate if lost else self.regenerate)
         finally:
             self.generating = False
             conv.touch()
@@ -235,6 +231,11 @@ class ChatView:
             self.stats.reply(reply.meta.get("usage"))
             if self.ready:
                 self.prompt.focus()
+
+    async def _reload_and_regenerate(self) -> None:
+        """The Retry of a lost GPU: load the model again (a new device), then the reply."""
+        if await self.on_device_lost():
+            await self.regenerate()
 
     async def stop(self) -> None:
         """Stop the reply being generated (it keeps the text so far, marked "stopped")."""

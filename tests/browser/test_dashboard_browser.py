@@ -74,6 +74,18 @@ def load_model(page, model_id: str) -> None:
     page.wait_for_function("!document.getElementById('prompt').disabled", timeout=60_000)
 
 
+def add_by_url(page, url: str) -> str:
+    """Add a model through the "Add a model" form; its id (the card marked "added by you")."""
+    page.evaluate("document.getElementById('add-model').open = true")
+    page.fill("#add-url", url)
+    page.click("#add-url-button")
+    page.wait_for_function("document.getElementById('add-status').textContent.startsWith"
+                           "('Added')", timeout=60_000)
+    card = page.locator("#model-list li.model", has_text="added by you")
+    assert card.count() == 1
+    return card.get_attribute("data-model")
+
+
 def ask(page, text: str) -> dict:
     """Type and press Enter; wait for the reply to end. Returns the last reply's state."""
     n = page.locator("#messages article.msg-assistant").count()
@@ -109,6 +121,15 @@ def site(dist, tmp_path, gemma_gguf):
     srv = Server(root).start()
     yield srv
     srv.stop()
+
+@pytest.fixture
+def dash(browser, server):
+    """The dashboard booted in a fresh context at 1280x800 (empty IndexedDB and caches)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    assert boot(page, server.url) == "1"
+    yield page
+    context.close()
 
 
 def test_pick_load_chat_stream_stop_regenerate_reload_switch_then_offline(browser, site):
@@ -205,14 +226,7 @@ def test_pick_load_chat_stream_stop_regenerate_reload_switch_then_offline(browse
         assert page.inner_text("#conv-select").startswith(question)
 
         # Add gemma-3-270m by URL and switch to it.
-        page.click("#add-model summary")
-        page.fill("#add-url", f"models/{GEMMA_FILE}")
-        page.click("#add-url-button")
-        page.wait_for_function("document.getElementById('add-status').textContent.startsWith"
-                               "('Added')", timeout=60_000)
-        gemma = page.locator("#model-list li.model", has_text="added by you")
-        assert gemma.count() == 1
-        gemma_id = gemma.get_attribute("data-model")
+        gemma_id = add_by_url(page, f"models/{GEMMA_FILE}")
         page.click("#new-chat")
         set_generation(page, max_tokens=8)
         load_model(page, gemma_id)
@@ -422,48 +436,35 @@ def test_narrow_window_keeps_every_control_reachable(browser, server):
         context.close()
 
 
-def test_a_file_that_is_not_a_model_is_refused_by_name_and_nothing_is_added(browser, server,
+def test_a_file_that_is_not_a_model_is_refused_by_name_and_nothing_is_added(dash,
                                                                             tmp_path):
     bad = tmp_path / "notes.gguf"
     bad.write_bytes(b"GGUF" + bytes(range(256)) * 8)       # the magic, then garbage
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
-        assert boot(page, server.url) == "1"
-        page.wait_for_selector("#model-list li.model")
-        before = page.locator("#model-list li.model").count()
-        cache_before = page.evaluate("LocalLLM.getCache()")
-        page.click("#add-model summary")
-        page.set_input_files("#add-file", str(bad))
-        toast = page.locator("#toasts .toast", has_text="notes.gguf could not be added")
-        toast.wait_for(timeout=60_000)
-        assert "gguf" in toast.locator(".remedy").inner_text().lower()
-        assert page.inner_text("#add-status").startswith("Not added")
-        assert page.locator("#model-list li.model").count() == before
-        after = page.evaluate("LocalLLM.getCache()")
-        assert [m["id"] for m in after["models"]] == [m["id"] for m in cache_before["models"]]
-        assert after["other"] == cache_before["other"]
-    finally:
-        context.close()
+    page = dash
+    page.wait_for_selector("#model-list li.model")
+    before = page.locator("#model-list li.model").count()
+    cache_before = page.evaluate("LocalLLM.getCache()")
+    page.click("#add-model summary")
+    page.set_input_files("#add-file", str(bad))
+    toast = page.locator("#toasts .toast", has_text="notes.gguf could not be added")
+    toast.wait_for(timeout=60_000)
+    assert "gguf" in toast.locator(".remedy").inner_text().lower()
+    assert page.inner_text("#add-status").startswith("Not added")
+    assert page.locator("#model-list li.model").count() == before
+    after = page.evaluate("LocalLLM.getCache()")
+    assert [m["id"] for m in after["models"]] == [m["id"] for m in cache_before["models"]]
+    assert after["other"] == cache_before["other"]
 
 
-def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(browser, server,
+def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(dash,
                                                                          smollm2_gguf):
     from tests.fault_server import Fault, FaultServer
     host = FaultServer({"smol.gguf": smollm2_gguf}).start()
     host.inject("smol.gguf", Fault("slow", seconds=60.0))
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = dash
     try:
-        page = context.new_page()
-        assert boot(page, server.url) == "1"
-        page.click("#add-model summary")
-        page.fill("#add-url", host.url("smol.gguf"))
-        page.click("#add-url-button")
-        page.wait_for_function("document.getElementById('add-status').textContent.startsWith"
-                               "('Added')", timeout=60_000)
-        card = page.locator("#model-list li.model", has_text="added by you")
-        model_id = card.get_attribute("data-model")
-        card.locator("button[data-action=load]").click()
+        model_id = add_by_url(page, host.url("smol.gguf"))
+        page.click(f"#model-list li[data-model='{model_id}'] button[data-action=load]")
         page.wait_for_function(
             "/Downloading/.test(document.getElementById('load-phase').textContent) && "
             "/ of /.test(document.getElementById('load-detail').textContent)", timeout=120_000)
@@ -505,40 +506,34 @@ def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(browser
         page.wait_for_selector("#model-list li.model")
         assert page.locator(f"#model-list li[data-model='{model_id}']").count() == 0
     finally:
-        context.close()
         host.stop()
 
 
-def test_a_lost_gpu_is_a_toast_whose_retry_reloads_the_model_and_answers(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
-        assert boot(page, server.url) == "1"
-        set_generation(page, temperature=0, max_tokens=4)
-        load_model(page, BUNDLED)
-        assert page.evaluate("LocalLLM.loseDevice()")["reason"] is not None
-        page.fill("#prompt", "Hi")
-        page.press("#prompt", "Enter")
-        toast = page.locator("#toasts .toast", has_text="The GPU was reset")
-        toast.wait_for(timeout=REPLY_MS)
-        assert "DeviceLostError" in toast.inner_text() and "Load the model again" in toast.inner_text()
-        failed = last_reply(page)
-        assert "DeviceLostError" in page.inner_text("#messages article.msg-assistant .msg-error")
-        shot(page, "10-device-lost")
-        toast.locator("button[data-action=Retry]").click()
-        # Retry loads the model again on a new device, then regenerates the failed reply.
-        page.wait_for_function(
-            "!document.body.dataset.generating && !document.body.dataset.loading && "
-            "(() => { const a = [...document.querySelectorAll('#messages article.msg-assistant')]"
-            ".pop(); return a && !a.querySelector('.msg-error') && a.dataset.finish; })()",
-            timeout=LOAD_MS)
-        again = last_reply(page)
-        assert again["text"].strip() and again["finish"] in ("length", "stop")
-        assert failed["text"] != again["text"] or failed["finish"] != again["finish"]
-        assert page.locator("#messages article.msg-assistant").count() == 1
-        assert page.evaluate("LocalLLM.getStatus()")["state"] == "ready"
-    finally:
-        context.close()
+def test_a_lost_gpu_is_a_toast_whose_retry_reloads_the_model_and_answers(dash):
+    page = dash
+    set_generation(page, temperature=0, max_tokens=4)
+    load_model(page, BUNDLED)
+    assert page.evaluate("LocalLLM.loseDevice()")["reason"] is not None
+    page.fill("#prompt", "Hi")
+    page.press("#prompt", "Enter")
+    toast = page.locator("#toasts .toast", has_text="The GPU was reset")
+    toast.wait_for(timeout=REPLY_MS)
+    assert "DeviceLostError" in toast.inner_text() and "Load the model again" in toast.inner_text()
+    failed = last_reply(page)
+    assert "DeviceLostError" in page.inner_text("#messages article.msg-assistant .msg-error")
+    shot(page, "10-device-lost")
+    toast.locator("button[data-action=Retry]").click()
+    # Retry loads the model again on a new device, then regenerates the failed reply.
+    page.wait_for_function(
+        "!document.body.dataset.generating && !document.body.dataset.loading && "
+        "(() => { const a = [...document.querySelectorAll('#messages article.msg-assistant')]"
+        ".pop(); return a && !a.querySelector('.msg-error') && a.dataset.finish; })()",
+        timeout=LOAD_MS)
+    again = last_reply(page)
+    assert again["text"].strip() and again["finish"] in ("length", "stop")
+    assert failed["text"] != again["text"] or failed["finish"] != again["finish"]
+    assert page.locator("#messages article.msg-assistant").count() == 1
+    assert page.evaluate("LocalLLM.getStatus()")["state"] == "ready"
 
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -554,16 +549,11 @@ def axe_violations(page) -> list[dict]:
              "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"]]
 
 
-def test_the_dashboard_passes_an_automated_wcag_audit(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
-        assert boot(page, server.url) == "1"
-        page.wait_for_selector("#model-list li.model")
-        page.click("#add-model summary")
-        assert axe_violations(page) == []
-    finally:
-        context.close()
+def test_the_dashboard_passes_an_automated_wcag_audit(dash):
+    page = dash
+    page.wait_for_selector("#model-list li.model")
+    page.click("#add-model summary")
+    assert axe_violations(page) == []
 
 
 def test_a_picked_gguf_file_is_imported_with_progress_then_loads_with_no_download(
@@ -596,21 +586,13 @@ def test_a_picked_gguf_file_is_imported_with_progress_then_loads_with_no_downloa
         context.close()
 
 
-def test_a_failed_download_is_a_toast_whose_retry_downloads_again(browser, server,
+def test_a_failed_download_is_a_toast_whose_retry_downloads_again(dash,
                                                                    smollm2_gguf):
     from tests.fault_server import Fault, FaultServer
     host = FaultServer({"smol.gguf": smollm2_gguf}).start()
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = dash
     try:
-        page = context.new_page()
-        assert boot(page, server.url) == "1"
-        page.click("#add-model summary")
-        page.fill("#add-url", host.url("smol.gguf"))
-        page.click("#add-url-button")
-        page.wait_for_function("document.getElementById('add-status').textContent.startsWith"
-                               "('Added')", timeout=60_000)
-        model_id = page.locator("#model-list li.model", has_text="added by you").get_attribute(
-            "data-model")
+        model_id = add_by_url(page, host.url("smol.gguf"))
         host.inject("smol.gguf", Fault("status", status=404))
         page.click(f"#model-list li[data-model='{model_id}'] button[data-action=load]")
         toast = page.locator("#toasts .toast", has_text="The download failed")
@@ -625,5 +607,4 @@ def test_a_failed_download_is_a_toast_whose_retry_downloads_again(browser, serve
         page.wait_for_function("!document.getElementById('prompt').disabled", timeout=60_000)
         assert [h.status for h in host.gets("smol.gguf")][-1] in (200, 206)
     finally:
-        context.close()
         host.stop()
