@@ -33,6 +33,7 @@ BUNDLED = "smollm2-135m-instruct-q4_1"
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 LOAD_MS = 240_000
 REPLY_MS = 180_000
+SYSTEM = "You are a geography teacher. Answer in one sentence."
 
 # Snapshots of the streaming reply's text, taken on every DOM change (tokens in order).
 WATCH_STREAM = """
@@ -150,7 +151,7 @@ def test_pick_load_chat_stream_stop_regenerate_reload_switch_then_offline(browse
             assert btn.is_enabled() or c.locator(".model-reason").inner_text().strip()
         assert page.is_disabled("#prompt") and page.is_disabled("#send")
 
-        set_generation(page, temperature=0, max_tokens=24)
+        set_generation(page, temperature=0, max_tokens=24, system=SYSTEM)
         load_model(page, BUNDLED)
         shot(page, "02-loaded")
         assert "cached" in card.locator(".badges").inner_text()
@@ -170,8 +171,9 @@ def test_pick_load_chat_stream_stop_regenerate_reload_switch_then_offline(browse
         assert len(convs) == 1 and convs[0]["title"] == question
         user, assistant = convs[0]["messages"]
         assert user == {"role": "user", "content": question, "meta": {}}
-        ref = page.evaluate("""(q) => LocalLLM.chat([{role: 'user', content: q}],
-                                 {temperature: 0, maxTokens: 24, topP: 0.95})""", question)
+        ref = page.evaluate("""([s, q]) => LocalLLM.chat(
+            [{role: 'system', content: s}, {role: 'user', content: q}],
+            {temperature: 0, maxTokens: 24, topP: 0.95})""", [SYSTEM, question])
         assert assistant["content"] == ref["text"] and ref["text"].strip()
         assert assistant["meta"]["model"] == BUNDLED
         assert " ".join(reply["text"].split())[:20] == " ".join(ref["text"].split())[:20]
@@ -454,6 +456,16 @@ def test_a_file_that_is_not_a_model_is_refused_by_name_and_nothing_is_added(dash
     after = page.evaluate("LocalLLM.getCache()")
     assert [m["id"] for m in after["models"]] == [m["id"] for m in cache_before["models"]]
     assert after["other"] == cache_before["other"]
+    # Dropped on the models panel, the same bytes are refused the same way.
+    page.evaluate("""(bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], "dropped.gguf"));
+        document.getElementById("drop-zone").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", list(bad.read_bytes()))
+    page.locator("#toasts .toast", has_text="dropped.gguf could not be added").wait_for(
+        timeout=60_000)
+    assert page.locator("#model-list li.model").count() == before
 
 
 def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(dash,
@@ -468,6 +480,11 @@ def test_cancel_mid_download_keeps_the_part_and_remove_forgets_the_model(dash,
         page.wait_for_function(
             "/Downloading/.test(document.getElementById('load-phase').textContent) && "
             "/ of /.test(document.getElementById('load-detail').textContent)", timeout=120_000)
+        # Speed and time left appear once the runtime has measured the transfer.
+        page.wait_for_function(
+            "/\\/s · .* left$/.test(document.getElementById('load-detail').textContent)",
+            timeout=60_000)
+        assert page.get_attribute("#load-bar", "aria-valuenow") is not None
         shot(page, "09-downloading")
         # Cancel once at least one whole chunk is stored (chunks are what a resume keeps).
         for _ in range(120):
