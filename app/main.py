@@ -116,7 +116,8 @@ class App:
                                   on_busy=self.busy)
         self.cache = CachePanel(document, llm, self.toasts, on_change=self.storage_changed)
         self.chat = ChatView(document, llm, self.toasts, SettingsForm(document), self.stats,
-                             self.book, markdown, on_device_lost=self.reload_model)
+                             self.book, markdown, on_device_lost=self.reload_model,
+                             names=self.picker.names)
         self.toasts.actions.update(cache=self.cache.focus, clear=self.chat.clear)
         llm.on("ready", lambda _d: asyncio.ensure_future(self.refresh_memory()))
         llm.on("memory-warning", lambda d: self.stats.memory(d.get("memory"), d.get("text")))
@@ -127,9 +128,9 @@ class App:
         return self
 
     async def start(self) -> None:
-        self.chat.render_all()
         await self.picker.refresh()
         self.ui.names = self.picker.names          # the status bar shows names, not ids
+        self.chat.render_all()                     # (and replies their model's name)
         await self.cache.refresh()
         await self.refresh_memory()
         st = self.llm.status()

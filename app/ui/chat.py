@@ -38,8 +38,9 @@ def reply_footer(meta: dict) -> str:
 
 class ChatView:
     def __init__(self, document, llm, toasts, settings, stats, book, markdown,
-                 on_device_lost=None):
+                 on_device_lost=None, names: dict | None = None):
         self.doc, self.llm, self.toasts = document, llm, toasts
+        self.names = names if names is not None else {}   # model id -> name (the picker's)
         self.settings, self.stats, self.book, self.md = settings, stats, book, markdown
         self.on_device_lost = on_device_lost    # async fn(): load the model again
         self.ready = False                      # a model is loaded (or the remote serves)
@@ -100,7 +101,7 @@ class ChatView:
         head = el(doc, "div", cls="msg-head")
         head.appendChild(el(doc, "span", "You" if m.role == "user" else "Assistant", "who"))
         if m.role == "assistant" and m.meta.get("model"):
-            head.appendChild(el(doc, "span", m.meta["model"]))
+            head.appendChild(el(doc, "span", self.names.get(m.meta["model"], m.meta["model"])))
         node.appendChild(head)
         body = el(doc, "div", cls="msg-body")
         node.appendChild(body)

@@ -2,7 +2,6 @@
 conversation book and its persistence, the chart geometry, the settings form's checks, the
 model cards' facts, and the storage/memory lines. The DOM half is tested in the browser tier
 (tests/browser/test_dashboard_browser.py)."""
-import asyncio
 import json
 import random
 
@@ -65,11 +64,7 @@ def test_gguf_errors_share_one_advice_that_names_the_format():
     assert "gguf" in errors.advice("BadMagicError").remedy.lower()
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-def test_conversation_book_titles_orders_persists_and_reloads():
+def test_conversation_book_titles_orders_persists_and_reloads(run):
     store = MemoryChatStore()
     book = ConversationBook(store)
     run(book.load())
@@ -100,7 +95,7 @@ def test_conversation_book_titles_orders_persists_and_reloads():
     assert restored.decode_rates() == [12.5]
 
 
-def test_regenerate_clear_and_delete_keep_the_book_consistent():
+def test_regenerate_clear_and_delete_keep_the_book_consistent(run):
     store = MemoryChatStore()
     book = ConversationBook(store)
     c = book.current
