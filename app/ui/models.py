@@ -225,13 +225,7 @@ class ModelPicker:
             self._add_status("Type the URL of a .gguf file first.")
             return None
         try:
-            from js import URL
-            # A path on this site ("models/x.gguf") is taken relative to the page.
-            url = str(URL.new(url, self.doc.baseURI).href)
-        except Exception:  # noqa: BLE001 - left as typed; add_model names what is wrong
-            pass
-        try:
-            entry = await self.llm.add_model(url)
+            entry = await self.llm.add_model(url)   # a path on this site resolves there
         except Exception as e:  # noqa: BLE001
             self._add_status(f"Not added: {getattr(e, 'args', [e])[0]}")
             return None
